@@ -1,0 +1,25 @@
+"""Corridor's configuration: environment variables with the prefix CORRIDOR_.
+
+Switching the database, the chain or the FX sources is configuration, never a code change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CORRIDOR_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".corridor"), description="where embedded state lives")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
