@@ -1,0 +1,95 @@
+"""Many workers spending from one wallet at once: no lost update, no overdraft, no deadlock."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from api.database import open_database
+from settlement.errors import LedgerError
+from settlement.ledger.model import Limits, TransferRequest
+from settlement.ledger.service import Ledger
+
+WORKERS = 16
+ATTEMPTS = 120
+AMOUNT_MINOR = 7_00
+FUNDS_MINOR = 500_00  # affords exactly 71 transfers of 7.00
+
+
+@pytest.mark.parametrize(
+    "url_fixture", ["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.postgres)]
+)
+def test_concurrent_debits_of_one_wallet(url_fixture: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(url_fixture)
+    setup = Ledger(open_database(url))
+    setup.create_participant("Acme", participant_id="acme")
+    setup.create_participant("Bolt", participant_id="bolt")
+    payer = setup.create_wallet("acme", kyc_tier="enhanced").id
+    payees = [setup.create_wallet("bolt").id for _ in range(4)]
+    setup.set_wallet_limits(payer, "USD", Limits(None, None))
+    setup.deposit("acme", "fund", payer, "USD", FUNDS_MINOR)
+
+    # Each worker thread uses its own pool connection, as API workers do.
+    ledger = Ledger(open_database(url))
+
+    def attempt(n: int) -> str:
+        transfer = TransferRequest(f"t{n}", payer, "USD", AMOUNT_MINOR, to_wallet=payees[n % 4])
+        try:
+            ledger.transfer("acme", transfer)
+            return "ok"
+        except LedgerError as error:
+            return error.code
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        outcomes = list(pool.map(attempt, range(ATTEMPTS)))
+
+    affordable = FUNDS_MINOR // AMOUNT_MINOR
+    assert outcomes.count("ok") == affordable
+    assert outcomes.count("insufficient_funds") == ATTEMPTS - affordable
+    balances = {w: setup.get_wallet(w).balances for w in [payer, *payees]}
+    assert balances[payer][0].balance_minor == FUNDS_MINOR - affordable * AMOUNT_MINOR >= 0
+    received = sum(b[0].balance_minor for w, b in balances.items() if w != payer and b)
+    assert received == affordable * AMOUNT_MINOR
+    assert setup.totals()["USD"] == (0, FUNDS_MINOR)
+
+
+@pytest.mark.postgres
+def test_concurrent_transfers_in_both_directions_do_not_deadlock(postgres_url: str) -> None:
+    setup = Ledger(open_database(postgres_url))
+    setup.create_participant("Acme", participant_id="acme")
+    wallets = [setup.create_wallet("acme", kyc_tier="enhanced").id for _ in range(2)]
+    for wallet in wallets:
+        setup.deposit("acme", f"fund-{wallet}", wallet, "USD", 1_000_00)
+    ledger = Ledger(open_database(postgres_url))
+
+    def attempt(n: int) -> None:
+        source, target = (wallets[0], wallets[1]) if n % 2 else (wallets[1], wallets[0])
+        ledger.transfer("acme", TransferRequest(f"x{n}", source, "USD", 1_00, to_wallet=target))
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(attempt, range(200)))
+    assert sum(setup.get_wallet(w).balances[0].balance_minor for w in wallets) == 2_000_00
+    assert setup.totals()["USD"] == (0, 2_000_00)
+
+
+@pytest.mark.parametrize(
+    "url_fixture", ["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.postgres)]
+)
+def test_concurrent_retries_of_one_id_move_money_once(
+    url_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(url_fixture)
+    setup = Ledger(open_database(url))
+    setup.create_participant("Acme", participant_id="acme")
+    payer, payee = (setup.create_wallet("acme").id for _ in range(2))
+    setup.deposit("acme", "fund", payer, "USD", 100_00)
+    ledger = Ledger(open_database(url))
+    same = TransferRequest("retry-me", payer, "USD", 10_00, to_wallet=payee)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        results = list(pool.map(lambda _: ledger.transfer("acme", same), range(40)))
+
+    assert len({transfer.id for transfer, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert setup.get_wallet(payee).balances[0].balance_minor == 10_00
