@@ -233,14 +233,11 @@ def select_rate(
     usable = [p for p in pivots if p not in (base, quote)]
     for hops in range(1, len(usable) + 1):
         for path in itertools.permutations(usable, hops):
-            chain = []
-            for a, b in itertools.pairwise([base, *path, quote]):
-                found = leg(a, b)
-                if found is None:
-                    break
-                chain.append(found)
-            else:
-                return cross(chain)
+            # Every leg is looked at (memoized), so a refusal can name every stale one.
+            chain = [leg(a, b) for a, b in itertools.pairwise([base, *path, quote])]
+            complete = [found for found in chain if found is not None]
+            if len(complete) == len(chain):
+                return cross(complete)
     if not stale:
         raise UnsupportedPair(
             f"no rate source covers {base}/{quote}, directly or through "

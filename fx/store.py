@@ -193,8 +193,9 @@ def _insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[
     name = conn.dialect.name
     if name in ("sqlite", "postgresql"):
         dialect_insert = sqlite.insert if name == "sqlite" else postgresql.insert
-        result = conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
-        return max(result.rowcount, 0)
+        # RETURNING counts the rows really inserted (executemany row counts are unreliable).
+        statement = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
+        return len(conn.execute(statement, rows).all())
     stored = 0  # other backends: check first (this path does not guard concurrent inserts)
     for row in rows:
         exists = conn.execute(
