@@ -27,6 +27,8 @@ from fx.errors import InvalidRate, NoFreshRate, UnsupportedPair
 # rate's rounding error far below one minor unit of any amount up to AMOUNT_MINOR_MAX.
 RATE_DIGITS = 12
 # Bounds on a single rate: the widest real pair (IDR per KWD, or its inverse) fits easily.
+# Digits accepted from a source as published (ECB: 5-6; JSON APIs: up to 17).
+SOURCE_RATE_DIGITS_MAX = 24
 RATE_MIN = Decimal("1e-9")
 RATE_MAX = Decimal("1e9")
 # Currencies a cross rate may go through, in order of preference.
@@ -136,6 +138,8 @@ def source_rate(value: Decimal) -> Decimal | None:
         return None
     if not RATE_MIN <= value <= RATE_MAX:
         return None
+    if len(value.as_tuple().digits) > SOURCE_RATE_DIGITS_MAX:
+        return None  # no real source publishes this; it would not fit the store either
     return value
 
 

@@ -18,6 +18,7 @@ from fx.rates import (
     parse_rate,
     round_significant,
     select_rate,
+    source_rate,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -146,6 +147,12 @@ def test_parse_rate_accepts_exact_values(given: object, expected: Decimal) -> No
 def test_parse_rate_refuses(given: object) -> None:
     with pytest.raises(InvalidRate):
         parse_rate(given)
+
+
+def test_source_rates_that_cannot_be_real_are_skipped() -> None:
+    assert source_rate(Decimal("0.83380")) == Decimal("0.83380")
+    for unusable in ("0", "-1", "NaN", "1e12", "1." + "1" * 30):
+        assert source_rate(Decimal(unusable)) is None
 
 
 def test_rounding_helpers() -> None:
