@@ -10,7 +10,7 @@
       permissions_config.toml node and account allowlists (also copied into each node)
       corridor.env            CORRIDOR_CHAIN=rpc, CORRIDOR_CHAIN_RPC_URLS, CORRIDOR_CHAIN_ID
       start-all.sh, stop-all.sh   run every node on one machine (a rehearsal)
-      keys/                   0700: generated account keys (operator, funder, partners), 0600
+      keys/                   0700: generated account keys (operator, partners), mode 0600
       nodes/<name>/           self-contained: copy it to the machine that runs the node
         key (0600), key.pub, address, config.toml, genesis.json, static-nodes.json,
         permissions_config.toml, start.sh
@@ -124,7 +124,7 @@ class NetworkSpec:
     gas_limit: int = GAS_LIMIT_DEFAULT
     evm_fork: str = EVM_FORK_DEFAULT
     operator_address: str | None = None  # None: generate the operator key
-    funder_address: str | None = None  # None: generate the funder key
+    funder_address: str | None = None  # None: the operator funds
     operator_balance_wei: int = OPERATOR_BALANCE_WEI_DEFAULT
     p2p_host: str = "127.0.0.1"
     rpc_host: str = "127.0.0.1"
@@ -412,14 +412,20 @@ def plan_network(spec: NetworkSpec, *, entropy: Entropy = os.urandom) -> Network
         )
 
     accounts: list[AccountInfo] = []
-    for role, given in (("operator", spec.operator_address), ("funder", spec.funder_address)):
-        if given is not None:
-            accounts.append(AccountInfo(role, role, normalize_address(given), None))
-        else:
-            key = generate_key(entropy)
-            path = f"keys/{role}.key"
-            secrets[path] = key
-            accounts.append(AccountInfo(role, role, key.address, path))
+    if spec.operator_address is not None:
+        operator = AccountInfo(
+            "operator", "operator", normalize_address(spec.operator_address), None
+        )
+    else:
+        key = generate_key(entropy)
+        secrets["keys/operator.key"] = key
+        operator = AccountInfo("operator", "operator", key.address, "keys/operator.key")
+    accounts.append(operator)
+    # Corridor's operator funds partners itself unless a separate funder account is named.
+    funder_address = (
+        normalize_address(spec.funder_address) if spec.funder_address else operator.address
+    )
+    accounts.append(AccountInfo("funder", "funder", funder_address, None))
     for partner in spec.partners:
         if partner.settlement_address is not None:
             accounts.append(AccountInfo("partner", partner.name, partner.settlement_address, None))
@@ -429,7 +435,7 @@ def plan_network(spec: NetworkSpec, *, entropy: Entropy = os.urandom) -> Network
             secrets[path] = key
             accounts.append(AccountInfo("partner", partner.name, key.address, path))
 
-    funded = [a.address for a in accounts if a.role in ("operator", "funder")]
+    funded = list(dict.fromkeys(a.address for a in accounts if a.role in ("operator", "funder")))
     genesis = build_genesis(spec, [n.address for n in nodes if n.role == "validator"], funded)
     return Network(
         spec=spec, nodes=tuple(nodes), accounts=tuple(accounts), genesis=genesis, secrets=secrets

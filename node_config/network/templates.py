@@ -140,10 +140,11 @@ SETTINGS_ENV = Template(
     """\
 # Corridor settings for the QBFT network, chain id $chain_id (written by
 # `corridor network init`). Load them into the environment of every Corridor process,
-# e.g. `set -a; . ./corridor.env; set +a`. The RPC URLs are tried in order (failover);
-# QBFT finality is immediate, so one confirmation suffices.
+# e.g. `set -a; . ./corridor.env; set +a`. The RPC URLs are tried in order (failover).
+# QBFT finality is immediate: a block, once added, is final, so one confirmation suffices.
 CORRIDOR_CHAIN=rpc
 CORRIDOR_CHAIN_RPC_URLS=$rpc_urls
 CORRIDOR_CHAIN_ID=$chain_id
+CORRIDOR_CHAIN_CONFIRMATIONS=1
 """
 )
