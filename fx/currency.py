@@ -69,12 +69,12 @@ def to_minor(amount: str, code: str) -> int:
     """
     cur = currency(code)
     if not isinstance(amount, str):
-        raise CurrencyError("invalid_amount", "amount must be a decimal string such as \"12.34\"")
+        raise CurrencyError("invalid_amount", 'amount must be a decimal string such as "12.34"')
     match = _AMOUNT_PATTERN.fullmatch(amount)
     if match is None:
         raise CurrencyError(
             "invalid_amount",
-            f"amount {amount!r} is not a plain positive decimal such as \"12.34\"",
+            f'amount {amount!r} is not a plain positive decimal such as "12.34"',
         )
     fraction = match.group("fraction") or ""
     if len(fraction) > cur.exponent:

@@ -1,0 +1,96 @@
+"""The FastAPI application: routers, problem+json errors, body limits, background workers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api.context import Corridor
+from api.problems import install_problem_handlers, problem
+from api.routers import keys, participants, transfers, wallets
+
+# A full batch of 8,190 transfers is about 2.5 MB of JSON.
+REQUEST_BODY_BYTES_MAX = 4 * 1024 * 1024
+PENDING_SWEEP_INTERVAL_S = 1.0
+log = logging.getLogger("corridor.api")
+
+
+class Workers:
+    """Background loops of a serving process; stopped with the application."""
+
+    def __init__(self, corridor: Corridor) -> None:
+        self.corridor = corridor
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._spawn("pending-sweeper", self._sweep_pending, PENDING_SWEEP_INTERVAL_S)
+
+    def _spawn(self, name: str, step: Callable[[], object], interval_s: float) -> None:
+        def loop() -> None:
+            while not self.stopping.wait(interval_s):
+                try:
+                    step()
+                except Exception:
+                    log.exception("background worker %s failed; retrying", name)
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _sweep_pending(self) -> None:
+        self.corridor.ledger.expire_pending()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def create_app(corridor: Corridor, run_workers: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        workers = Workers(corridor)
+        if run_workers:
+            workers.start()
+        try:
+            yield
+        finally:
+            workers.stop()
+
+    app = FastAPI(
+        title="Corridor",
+        version="0.1.0",
+        summary="Multi-currency settlement ledger for cross-border payments",
+        description=(
+            "Wallet balances and transfers post instantly on a double-entry ledger and settle "
+            "in batches on a permissioned EVM chain. Authenticate with `Authorization: Bearer "
+            "<API key>`. Amounts are decimal strings in major units with an ISO 4217 currency. "
+            "Errors are RFC 9457 `application/problem+json` with a stable `code`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.corridor = corridor
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > REQUEST_BODY_BYTES_MAX):
+            return problem(
+                413,
+                "payload_too_large",
+                f"request bodies are limited to {REQUEST_BODY_BYTES_MAX} bytes",
+                request.url.path,
+            )
+        return await call_next(request)
+
+    for router in (participants.router, wallets.router, transfers.router, keys.router):
+        app.include_router(router)
+    return app
