@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from eth_utils import is_address, to_checksum_address
 
-from settlement.audit.commitment import position_sort_key
+from settlement.audit.commitment import currency_bytes3, position_sort_key
 from settlement.merkle import MerkleTreeError, StandardMerkleTree, leaf_codec
 
 __all__ = [
@@ -223,6 +223,10 @@ class NetPosition:
     def __post_init__(self) -> None:
         _check_str("participant", self.participant)
         _check_str("currency", self.currency)
+        try:
+            currency_bytes3(self.currency)
+        except ValueError as exc:
+            raise LeafError("leaf.invalid_currency", f"net position: {exc}") from None
         if not isinstance(self.participant_address, str) or not is_address(
             self.participant_address
         ):
