@@ -113,3 +113,19 @@ def test_js_refuses_a_tampered_dump_as_we_do() -> None:
     dump["values"][5]["value"][7] = str(int(dump["values"][5]["value"][7]) + 1)
     result = _run_js([{"dump": dump}])
     assert "does not contain the expected value" in result["results"][0]["error"]
+
+
+def test_js_reproduces_the_roots_of_an_export_directory(tmp_path: Path) -> None:
+    from settlement.audit.export import write_batch_export
+    from tests.audit.batches import make_history
+
+    export = make_history(batches=1, transfers_per_batch=60)[0][0]
+    out = write_batch_export(export, tmp_path)
+    header = json.loads((out / "batch.json").read_text("utf-8"))
+    dumps = [
+        json.loads((out / name).read_text("utf-8")) for name in ("transfers.json", "balances.json")
+    ]
+    result = _run_js([{"dump": d} for d in dumps])
+    transfers, balances = result["results"]
+    assert transfers["root"] == header["transfersRoot"] == transfers["rebuiltRoot"]
+    assert balances["root"] == header["balancesRoot"] == balances["rebuiltRoot"]
