@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from api.context import Corridor
 from api.problems import install_problem_handlers, problem
-from api.routers import keys, participants, transfers, wallets
+from api.routers import fx, keys, participants, transfers, wallets
 
 # A full batch of 8,190 transfers is about 2.5 MB of JSON.
 REQUEST_BODY_BYTES_MAX = 4 * 1024 * 1024
@@ -91,6 +91,7 @@ def create_app(corridor: Corridor, run_workers: bool = True) -> FastAPI:
             )
         return await call_next(request)
 
-    for router in (participants.router, wallets.router, transfers.router, keys.router):
-        app.include_router(router)
+    routers = (participants, wallets, transfers, fx, keys)
+    for module in routers:
+        app.include_router(module.router)
     return app

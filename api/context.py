@@ -11,9 +11,11 @@ from sqlalchemy import Engine
 from api.auth_store import KeyStore
 from api.database import open_database
 from api.settings import Settings
+from fx.service import FxService
 from settlement.errors import LedgerError
 from settlement.ledger.model import ParticipantKind
 from settlement.ledger.service import Ledger, now_us
+from settlement.payments import Payments
 
 OPERATOR_PARTICIPANT_ID = "operator"
 
@@ -24,6 +26,8 @@ class Corridor:
     engine: Engine
     ledger: Ledger
     keys: KeyStore
+    fx: FxService
+    payments: Payments
     clock: Callable[[], int]
 
     @classmethod
@@ -31,19 +35,28 @@ class Corridor:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = open_database(settings.resolved_database_url())
         ledger = Ledger(engine, clock)
-        corridor = cls(settings, engine, ledger, KeyStore(engine), clock)
-        corridor.ensure_operator()
+        fx = FxService(
+            engine,
+            quote_lifetime_default_s=settings.fx_quote_lifetime_s,
+            quote_lifetime_max_s=settings.fx_quote_lifetime_max_s,
+        )
+        payments = Payments(ledger, fx, settings.fx_liquidity_participant, OPERATOR_PARTICIPANT_ID)
+        corridor = cls(settings, engine, ledger, KeyStore(engine), fx, payments, clock)
+        corridor.ensure_participant(
+            OPERATOR_PARTICIPANT_ID, "Corridor hub", ParticipantKind.OPERATOR
+        )
+        corridor.ensure_participant(
+            settings.fx_liquidity_participant, "FX liquidity", ParticipantKind.LIQUIDITY
+        )
         return corridor
 
-    def ensure_operator(self) -> None:
-        """The hub's own participant (fee revenue) exists from the first start."""
+    def ensure_participant(self, participant_id: str, name: str, kind: ParticipantKind) -> None:
+        """The hub's own participants (fee revenue, FX liquidity) exist from the first start."""
         try:
-            self.ledger.get_participant(OPERATOR_PARTICIPANT_ID)
+            self.ledger.get_participant(participant_id)
         except LedgerError:
             try:
-                self.ledger.create_participant(
-                    "Corridor hub", ParticipantKind.OPERATOR, OPERATOR_PARTICIPANT_ID
-                )
+                self.ledger.create_participant(name, kind, participant_id)
             except LedgerError as error:
                 if error.code != "participant_exists":  # another process won the race
                     raise

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, MetaData, text
 
 import api.auth_store  # noqa: F401  (registers the API key tables)
 import settlement.ledger.tables  # noqa: F401  (registers the ledger tables)
+from fx.store import fx_metadata
 from settlement.db import make_engine, metadata
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -18,7 +19,7 @@ MIGRATION_LOCK_KEY = 0x636F7272  # "corr"
 
 
 def all_metadata() -> list[MetaData]:
-    return [metadata]
+    return [metadata, fx_metadata]
 
 
 def alembic_config() -> Config:

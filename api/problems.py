@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fx.currency import CurrencyError
+from fx.errors import FxError
 from settlement.errors import LedgerError
 
 PROBLEM_JSON = "application/problem+json"
@@ -29,6 +30,7 @@ _STATUS_BY_CODE = {
     "pending_expired": 409,
     "quote_used": 409,
     "quote_expired": 409,
+    "quote_foreign": 404,
     "rate_limited": 429,
     "payload_too_large": 413,
     "source_unavailable": 503,
@@ -84,6 +86,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(CurrencyError)
     async def _currency(request: Request, exc: CurrencyError) -> JSONResponse:
         return problem(422, exc.code, exc.detail, request.url.path)
+
+    @app.exception_handler(FxError)
+    async def _fx(request: Request, exc: FxError) -> JSONResponse:
+        return problem(status_for(exc.code), exc.code, exc.detail, request.url.path)
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:

@@ -19,6 +19,13 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
     )
 
+    fx_quote_lifetime_s: int = Field(default=30, description="default life of a firm quote")
+    fx_quote_lifetime_max_s: int = Field(default=120, description="longest quote on request")
+    fx_refresh_interval_s: int = Field(default=900, description="how often live rates refresh")
+    fx_liquidity_participant: str = Field(
+        default="fx-liquidity", description="the FX liquidity provider cross-currency payments use"
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -122,7 +122,7 @@ class _Accounts:
         return found
 
 
-def _retrying(fn: Callable[[], T]) -> T:
+def retrying(fn: Callable[[], T]) -> T:
     for attempt in range(1, WRITE_ATTEMPTS_MAX + 1):
         try:
             return fn()
@@ -138,7 +138,7 @@ def _retrying(fn: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _transfer_from_row(row: Row[Any]) -> Transfer:
+def transfer_from_row(row: Row[Any]) -> Transfer:
     return Transfer(
         id=row.id,
         client_id=row.client_id,
@@ -434,9 +434,9 @@ class Ledger:
 
         def attempt() -> list[BatchResult]:
             with write_transaction(self.engine) as conn:
-                return _Posting(conn, participant_id, self.clock()).run(requests)
+                return Posting(conn, participant_id, self.clock()).run(requests)
 
-        return _retrying(attempt)
+        return retrying(attempt)
 
     def post_pending(self, participant_id: str, transfer_id: str) -> Transfer:
         """Complete a pending transfer: the held funds reach the recipient."""
@@ -478,7 +478,7 @@ class Ledger:
             row = conn.execute(select(transfers).where(transfers.c.id == transfer_id)).first()
         if row is None:
             raise LedgerError("transfer_not_found", f"no transfer {transfer_id}")
-        return _transfer_from_row(row)
+        return transfer_from_row(row)
 
     def list_transfers(
         self,
@@ -498,7 +498,7 @@ class Ledger:
         if after_seq is not None:
             query = query.where(transfers.c.seq > after_seq)
         with read_transaction(self.engine) as conn:
-            return [_transfer_from_row(row) for row in conn.execute(query)]
+            return [transfer_from_row(row) for row in conn.execute(query)]
 
     def statement(
         self,
@@ -806,18 +806,26 @@ def _resolve(
         .where(transfers.c.id == transfer_id)
         .values(status=status.value, resolved_at_us=now)
     )
-    return _transfer_from_row(
+    return transfer_from_row(
         conn.execute(select(transfers).where(transfers.c.id == transfer_id)).one()
     )
 
 
-class _Posting:
+class Posting:
     """One batch post inside one transaction: load, evaluate in order, write."""
 
-    def __init__(self, conn: Connection, participant_id: str, now: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        participant_id: str,
+        now: int,
+        trusted_wallets: frozenset[str] = frozenset(),
+    ) -> None:
         self.conn = conn
         self.participant_id = participant_id
         self.now = now
+        # Wallets of others this posting may debit: the FX provider's in a payment.
+        self.trusted_wallets = trusted_wallets
         self.accounts = _Accounts()
         self.wallets: dict[str, _WalletInfo] = {}
         self.alias_wallet: dict[str, str] = {}
@@ -1008,7 +1016,7 @@ class _Posting:
                     "idempotency_conflict",
                     f"id {request.client_id!r} was already used for a different request",
                 )
-            return BatchResult(index, BatchOutcome.EXISTS, _transfer_from_row(prior))
+            return BatchResult(index, BatchOutcome.EXISTS, transfer_from_row(prior))
         if request.client_id in seen:
             raise LedgerError(
                 "duplicate_id", f"id {request.client_id!r} appears twice in this batch"
@@ -1038,7 +1046,10 @@ class _Posting:
 
     def _wallets_of(self, request: TransferRequest) -> tuple[_WalletInfo, _WalletInfo]:
         debit_wallet = self.wallets.get(request.from_wallet)
-        if debit_wallet is None or debit_wallet.participant_id != self.participant_id:
+        if debit_wallet is None or (
+            debit_wallet.participant_id != self.participant_id
+            and debit_wallet.id not in self.trusted_wallets
+        ):
             # Another participant's wallet is reported exactly like a missing one.
             raise LedgerError("wallet_not_found", f"no wallet {request.from_wallet}")
         if request.to_alias is not None:
@@ -1174,6 +1185,18 @@ def _check_kinds(
                 "invalid_recipient", "transfers move money between customer wallets only"
             )
     elif kind in (TransferKind.DEPOSIT, TransferKind.WITHDRAWAL):
-        customer = credit if kind is TransferKind.DEPOSIT else debit
-        if customer.kind is not WalletKind.CUSTOMER or customer.participant_id != participant_id:
-            raise LedgerError("wallet_not_found", f"no wallet {customer.id}")
+        # Cash moves in and out of customers' wallets, and of FX providers' inventory.
+        holder = credit if kind is TransferKind.DEPOSIT else debit
+        if (
+            holder.kind not in (WalletKind.CUSTOMER, WalletKind.LIQUIDITY)
+            or holder.participant_id != participant_id
+        ):
+            raise LedgerError("wallet_not_found", f"no wallet {holder.id}")
+    elif kind is TransferKind.PAYMENT:
+        legs = {
+            (WalletKind.CUSTOMER, WalletKind.LIQUIDITY),
+            (WalletKind.LIQUIDITY, WalletKind.CUSTOMER),
+            (WalletKind.CUSTOMER, WalletKind.REVENUE),
+        }
+        if (debit.kind, credit.kind) not in legs:
+            raise LedgerError("invalid_recipient", "payments pay customer wallets only")

@@ -138,3 +138,32 @@ wallet_limits = Table(
     Column("per_transfer_max_minor", BigInteger, nullable=True),
     Column("daily_max_minor", BigInteger, nullable=True),
 )
+
+payments = Table(
+    "payments",
+    metadata,
+    # A cross-currency payment: its legs are transfers of kind "payment"; this row keeps
+    # the price it was made at, immutably.
+    Column("id", String(40), primary_key=True),
+    Column("participant_id", String(64), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("quote_id", String(64), nullable=False, unique=True),
+    Column("from_wallet_id", String(64), nullable=False),
+    Column("to_wallet_id", String(64), nullable=False),
+    Column("sell_currency", String(3), nullable=False),
+    Column("sell_amount_minor", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("buy_currency", String(3), nullable=False),
+    Column("buy_amount_minor", BigInteger, nullable=False),
+    # Decimal rates as exact text: never a float, identical on every backend.
+    Column("mid_rate", String(40), nullable=False),
+    Column("customer_rate", String(40), nullable=False),
+    Column("rate_source", String(100), nullable=False),
+    Column("rate_as_of_us", BigInteger, nullable=False),
+    Column("sell_transfer_id", String(40), nullable=False),
+    Column("buy_transfer_id", String(40), nullable=False),
+    Column("fee_transfer_id", String(40), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    UniqueConstraint("participant_id", "client_id"),
+)
