@@ -1,17 +1,10 @@
 """Versioned leaf schemas of the audit trees, and the net positions they imply.
 
-The field order and ABI types below are THE definition of a leaf (docs/AUDIT.md
-documents them for auditors). A leaf's values are ABI-encoded in this order and hashed
-the OpenZeppelin way (settlement.merkle), so changing a name is harmless but changing a
-type or the order is a new schema version: add ``..._V2`` and keep V1 readable forever,
-since settled batches on chain commit to V1 roots.
-
-Version 1
-    transfer leaf: uint64 seq, string transferId, string debitParticipant,
-        string debitWallet, string creditParticipant, string creditWallet, string currency,
-        uint256 amountMinor, uint64 postedAtMs
-    balance leaf: string participant, string wallet, string currency, int256 balanceMinor,
-        uint64 batchNumber
+docs/AUDIT.md ("Leaf schemas") is the reference for auditors; the tuples below are the
+definition the code uses, in the same order. A leaf's values are ABI-encoded in this
+order and hashed the OpenZeppelin way (settlement.merkle), so renaming a field is
+harmless but changing a type or the order is a new schema version: add ``..._V2`` and
+keep V1 readable for as long as batches settled with it exist on chain.
 """
 
 from __future__ import annotations

@@ -192,3 +192,12 @@ def test_net_positions_sum_to_zero_and_match_a_direct_count(leaves: list[Transfe
             and t.currency == p.currency
         )
         assert p.amount_minor == received - paid
+
+
+def test_docs_state_the_same_schema() -> None:
+    import json
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "AUDIT.md").read_text("utf-8")
+    for encoding in (transfer_leaf_encoding(1), balance_leaf_encoding(1)):
+        assert f"`leafEncoding`: `{json.dumps(list(encoding), separators=(',', ':'))}`" in doc
