@@ -29,6 +29,9 @@ class Workers:
 
     def start(self) -> None:
         self._spawn("pending-sweeper", self._sweep_pending, PENDING_SWEEP_INTERVAL_S)
+        self._spawn(
+            "fx-refresh", self.corridor.fx.refresh, self.corridor.settings.fx_refresh_interval_s
+        )
 
     def _spawn(self, name: str, step: Callable[[], object], interval_s: float) -> None:
         def loop() -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from api.auth_store import Role
+from api.cli_network import network_app
 from api.context import Corridor
 from api.settings import Settings
 
@@ -18,7 +19,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 keys_app = typer.Typer(help="API keys (printed once at creation).", no_args_is_help=True)
+fx_app = typer.Typer(help="FX rates and their sources.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(fx_app, name="fx")
+app.add_typer(network_app, name="network")
 console = Console()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
@@ -111,6 +115,84 @@ def keys_revoke(key_id: str) -> None:
     finally:
         corridor.close()
     console.print(f"revoked {key_id}")
+
+
+@fx_app.command("rates")
+def fx_rates(
+    all_sources: Annotated[
+        bool, typer.Option("--all", help="Every source's latest rate, fresh or stale")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """The rates quotes would use now, with source, as-of and age."""
+    corridor = _open()
+    try:
+        listings = corridor.fx.rates(all_sources=all_sources)
+    finally:
+        corridor.close()
+    rows = [
+        {
+            "pair": f"{item.rate.base}/{item.rate.quote}",
+            "rate": str(item.rate.rate),
+            "source": item.rate.source,
+            "as_of": item.rate.as_of.isoformat(),
+            "age_s": int(item.age.total_seconds()),
+            "fresh": item.fresh,
+        }
+        for item in listings
+    ]
+    human = "\n".join(
+        f"{r['pair']:<8} {r['rate']:>16}  {r['source']:<14} {r['as_of']}"
+        f"{'' if r['fresh'] else '  (stale)'}"
+        for r in rows
+    )
+    emit(rows, as_json, human or "no rates")
+
+
+@fx_app.command("refresh")
+def fx_refresh(as_json: JsonFlag = False) -> None:
+    """Fetch every rate source now and record what each answered (offline sources say so)."""
+    corridor = _open()
+    try:
+        statuses = corridor.fx.refresh()
+    finally:
+        corridor.close()
+    rows = [
+        {
+            "source": s.source,
+            "ok": s.ok,
+            "fetched": s.fetched,
+            "stored": s.stored,
+            "latest_as_of": s.latest_as_of.isoformat() if s.latest_as_of else None,
+            "error": s.error_code,
+            "detail": s.detail,
+        }
+        for s in statuses
+    ]
+    human = "\n".join(
+        f"{r['source']:<14} {'ok' if r['ok'] else r['error']:<20} {r['detail']}" for r in rows
+    )
+    emit(rows, as_json, human)
+
+
+@fx_app.command("set")
+def fx_set(
+    base: str,
+    quote: str,
+    rate: Annotated[str, typer.Argument(help="1 BASE = RATE QUOTE, a decimal string")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Set an operator rate for a corridor the public sources do not cover."""
+    corridor = _open()
+    try:
+        stored = corridor.fx.set_operator_rate(base, quote, rate, set_by="cli")
+    finally:
+        corridor.close()
+    emit(
+        {"base": stored.base, "quote": stored.quote, "rate": str(stored.rate)},
+        as_json,
+        f"{stored.base}/{stored.quote} = {stored.rate} (operator, as of {stored.as_of})",
+    )
 
 
 def main() -> None:
