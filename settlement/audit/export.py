@@ -53,6 +53,7 @@ __all__ = [
     "ExportError",
     "TransferProof",
     "build_batch_export",
+    "parse_batch_header",
     "read_batch_export",
     "transfer_proofs",
     "write_batch_export",

@@ -28,6 +28,7 @@ __all__ = [
     "BalanceLeaf",
     "LeafError",
     "NetPosition",
+    "TransferLeaf",
     "balance_leaf_encoding",
     "balance_leaves_of",
     "build_balances_tree",
