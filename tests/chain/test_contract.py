@@ -40,14 +40,18 @@ class Ledger:
     def __init__(self) -> None:
         self.tester_provider = EthereumTesterProvider()
         self.w3 = Web3(self.tester_provider)
-        accounts = self.w3.eth.accounts
-        self.admin, self.settler, self.funder, self.outsider = accounts[:4]
+        accounts: list[str] = list(self.w3.eth.accounts)
+        self.admin: str = accounts[0]
+        self.settler: str = accounts[1]
+        self.funder: str = accounts[2]
+        self.outsider: str = accounts[3]
         self.participants = sorted(accounts[4:8], key=lambda a: int(a, 16))
         factory = self.w3.eth.contract(abi=ARTIFACT.abi, bytecode=ARTIFACT.bytecode)
         tx = factory.constructor(self.admin, self.settler, self.funder).transact(
             {"from": self.admin}
         )
         address = self.w3.eth.get_transaction_receipt(tx)["contractAddress"]
+        assert address is not None
         self.c: Contract = self.w3.eth.contract(address=address, abi=ARTIFACT.abi)
 
     def tx(self, sender: str, function: str, *args: Any) -> Any:
@@ -94,6 +98,7 @@ def deployed() -> Ledger:
 def ledger(deployed: Ledger) -> Iterator[Ledger]:
     """The module's deployment, reverted to its pristine state after each test."""
     tester = deployed.tester_provider.ethereum_tester
+    assert tester is not None
     snapshot = tester.take_snapshot()
     yield deployed
     tester.revert_to_snapshot(snapshot)

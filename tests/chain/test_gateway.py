@@ -257,3 +257,29 @@ def test_a_missing_contract_is_reported_not_redeployed(handle: GatewayHandle) ->
     pinned = handle.open(contract_address=new_address())
     with pytest.raises(ChainStateError):
         pinned.ensure_deployed()
+
+
+def test_concurrent_callers_are_serialized(gateway: Web3ChainGateway) -> None:
+    """eth-tester is not thread-safe; the gateway serializes access (embedded) and keeps
+    one nonce sequence (both)."""
+    import threading
+
+    participants = [new_address() for _ in range(8)]
+    errors: list[BaseException] = []
+
+    def work(p: str) -> None:
+        try:
+            gateway.register_participant(p)
+            gateway.fund(p, "USD", 10)
+            assert gateway.settlement_balance(p, "USD") == 10
+            gateway.events_since(0)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in participants]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert all(gateway.is_participant(p) for p in participants)
