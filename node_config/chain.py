@@ -40,9 +40,8 @@ OPERATOR_BALANCE_WEI = 1_000_000 * 10**18
 # Development only: anyone reading this file knows it.
 KEYSTORE_PASSPHRASE_DEV = "corridor-dev-insecure"
 
-# anvil's own development accounts are derived from this well-known mnemonic; Corridor does
-# not use them (its operator key lives in the keystore) but funds its operator from anvil's
-# RPC (`anvil_setBalance`).
+# The anvil release pinned in contracts/package.json. Corridor does not use anvil's built-in
+# dev accounts: its operator key lives in the keystore and is funded with `anvil_setBalance`.
 ANVIL_VERSION = "1.7.1"
 
 

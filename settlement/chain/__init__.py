@@ -149,7 +149,9 @@ def open_gateway(config: ChainConfig, index_engine: Engine | None = None) -> Web
         )
     owns_engine = False
     try:
-        if index_engine is None and config.index_events:
+        # A read-only gateway (an auditor's) writes nothing, not even an index: it reads
+        # events straight from the chain.
+        if index_engine is None and config.index_events and not config.read_only:
             index_engine = _private_index_engine(config)
             owns_engine = True
         return Web3ChainGateway(
