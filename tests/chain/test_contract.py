@@ -439,3 +439,19 @@ def test_batch_header_of_an_unknown_batch_reverts(ledger: Ledger) -> None:
     for number in (0, 1, 99):
         with reverts("SettlementLedgerUnknownBatch", number=number):
             ledger.call("batchHeader", number)
+
+
+def test_role_management_is_the_admins(ledger: Ledger) -> None:
+    assert ledger.call("getRoleAdmin", SETTLER_ROLE) == ADMIN_ROLE
+    assert ledger.call("supportsInterface", bytes.fromhex("7965db0b"))  # IAccessControl
+    receipt = ledger.tx(ledger.admin, "grantRole", FUNDER_ROLE, ledger.outsider)
+    assert ledger.events(receipt, "RoleGranted")
+    ledger.tx(ledger.admin, "revokeRole", FUNDER_ROLE, ledger.outsider)
+    assert not ledger.call("hasRole", FUNDER_ROLE, ledger.outsider)
+    with reverts("AccessControlUnauthorizedAccount", account=ledger.outsider):
+        ledger.tx(ledger.outsider, "grantRole", SETTLER_ROLE, ledger.outsider)
+    with reverts("AccessControlBadConfirmation"):
+        ledger.tx(ledger.settler, "renounceRole", SETTLER_ROLE, ledger.admin)
+    ledger.tx(ledger.settler, "renounceRole", SETTLER_ROLE, ledger.settler)
+    with reverts("AccessControlUnauthorizedAccount", account=ledger.settler):
+        ledger.settle(1, [])
