@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, MetaData, text
 
 import api.auth_store  # noqa: F401  (registers the API key tables)
+import settlement.chain.index_store
 import settlement.ledger.tables  # noqa: F401  (registers the ledger tables)
 from fx.store import fx_metadata
 from settlement.db import make_engine, metadata

@@ -6,6 +6,7 @@ integer minor units happens in `Money.minor()`, which refuses anything ambiguous
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 
@@ -24,6 +25,14 @@ from settlement.ledger.model import (
 )
 
 T = TypeVar("T")
+
+
+_ZERO = re.compile(r"0(\.0+)?")
+
+
+def to_minor_or_zero(amount: str, currency: str) -> int:
+    """Like to_minor, but accepts zero: for caps, limits and fees, not for moving money."""
+    return 0 if _ZERO.fullmatch(amount) else to_minor(amount, currency)
 
 
 def to_iso(us: int | None) -> datetime | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from api.auth import CorridorDep, Operator, Participant, Reader
 from api.routers.common import IdempotencyKey, client_id, mark_replay
-from api.schemas import Money, Strict, TransferOut, to_iso
+from api.schemas import Money, Strict, TransferOut, to_iso, to_minor_or_zero
 from fx.currency import currency as check_currency
 from fx.currency import to_major, to_minor
 from fx.quotes import Quote
@@ -22,8 +21,6 @@ from settlement.payments import Payment, PaymentRequest
 
 router = APIRouter(prefix="/v1", tags=["fx"])
 Code = Annotated[str, Path(pattern=r"^[A-Z]{3}$", examples=["USD"])]
-# A fee may be zero, which `to_minor` (made for amounts to move) refuses.
-_ZERO = re.compile(r"0(\.0+)?")
 
 
 class RateOut(BaseModel):
@@ -202,7 +199,7 @@ def set_pricing(
 ) -> PricingOut:
     """Spread and fees of one corridor (direction matters)."""
     check_currency(sell)
-    fixed = 0 if _ZERO.fullmatch(body.fixed_fee) else to_minor(body.fixed_fee, sell)
+    fixed = to_minor_or_zero(body.fixed_fee, sell)
     pricing = corridor.fx.set_corridor_pricing(
         sell, buy, spread_bps=body.spread_bps, fee_bps=body.fee_bps, fixed_fee_minor=fixed
     )

@@ -22,10 +22,11 @@ from api.schemas import (
     WalletIn,
     WalletOut,
     WalletPatch,
+    to_minor_or_zero,
     to_us,
 )
 from fx.currency import currency as check_currency
-from fx.currency import to_major, to_minor
+from fx.currency import to_major
 from settlement.ledger.model import Limits
 
 router = APIRouter(prefix="/v1", tags=["wallets"])
@@ -129,7 +130,7 @@ def _limits_in(currency: str, body: LimitsIn) -> Limits:
     check_currency(currency)
 
     def parse(value: str | None) -> int | None:
-        return None if value is None else to_minor(value, currency)
+        return None if value is None else to_minor_or_zero(value, currency)
 
     return Limits(parse(body.per_transfer_max), parse(body.daily_max))
 

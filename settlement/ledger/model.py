@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
+from eth_utils import keccak, to_checksum_address
+
 from fx.currency import currency
 from settlement.errors import LedgerError
 
@@ -130,6 +132,7 @@ class Transfer:
     group_id: str | None
     memo: str | None
     seq: int
+    window_number: int | None = None
 
 
 class BatchOutcome(StrEnum):
@@ -199,3 +202,13 @@ class StatementLine:
     posted_at_us: int
     counterparty_wallet_id: str
     memo: str | None
+
+
+def derive_settlement_address(participant_id: str) -> str:
+    """A participant's on-chain identity when it brings none of its own.
+
+    The contract only books balances against addresses; nobody needs this address's key.
+    Derived, so every Corridor process (and an auditor) finds the same one.
+    """
+    digest = keccak(b"corridor.participant:" + participant_id.encode())
+    return str(to_checksum_address(digest[12:]))

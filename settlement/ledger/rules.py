@@ -117,3 +117,53 @@ def release_held(debit: AccountState, amount_minor: int) -> None:
     assert debit.held_minor >= amount_minor, "a pending transfer's hold is missing"
     debit.held_minor -= amount_minor
     debit.dirty = True
+
+
+@dataclass(slots=True)
+class NetState:
+    """A participant's settlement exposure in one currency (see settlement_accounts)."""
+
+    participant_id: str
+    currency: str
+    prefunded_minor: int
+    unsettled_minor: int
+    cap_minor: int | None
+    exists: bool
+    dirty: bool = False
+
+    @property
+    def debit_cap_minor(self) -> int:
+        """How far the unsettled position may go below zero."""
+        return self.cap_minor if self.cap_minor is not None else self.prefunded_minor
+
+    def snapshot(self) -> tuple[int, bool]:
+        return (self.unsettled_minor, self.dirty)
+
+    def restore(self, saved: tuple[int, bool]) -> None:
+        self.unsettled_minor, self.dirty = saved
+
+
+def check_net_debit(payer: NetState, amount_minor: int) -> None:
+    """Refuse an inter-participant transfer that takes the payer past its net debit cap.
+
+    Everything a participant owes others and has not yet settled on chain counts; the cap
+    defaults to its prefunded settlement balance, so a settled batch can always be paid.
+    """
+    after = payer.unsettled_minor - amount_minor
+    cap = payer.debit_cap_minor
+    if after < -cap:
+        cur = payer.currency
+        raise LedgerError(
+            "net_debit_cap_exceeded",
+            f"participant {payer.participant_id} may owe at most {to_major(cap, cur)} {cur} "
+            f"unsettled; this transfer would make it {to_major(-after, cur)} {cur}",
+            cap_amount=to_major(cap, cur),
+            excess_amount=to_major(-after - cap, cur),
+            currency=cur,
+        )
+
+
+def net(payer: NetState, payee: NetState, amount_minor: int) -> None:
+    payer.unsettled_minor -= amount_minor
+    payee.unsettled_minor += amount_minor
+    payer.dirty = payee.dirty = True

@@ -38,13 +38,16 @@ from settlement.ledger.model import (
     TransferStatus,
     Wallet,
     WalletKind,
+    derive_settlement_address,
 )
-from settlement.ledger.rules import AccountState
+from settlement.ledger.rules import AccountState, NetState
 from settlement.ledger.tables import (
     accounts,
     aliases,
     entries,
     participants,
+    settlement_accounts,
+    settlement_windows,
     tier_limits,
     transfers,
     wallet_limits,
@@ -157,6 +160,7 @@ def transfer_from_row(row: Row[Any]) -> Transfer:
         group_id=row.group_id,
         memo=row.memo,
         seq=row.seq,
+        window_number=row.window_number,
     )
 
 
@@ -178,6 +182,7 @@ class Ledger:
     ) -> Participant:
         """A new participant with its system wallets (funding; plus revenue or liquidity)."""
         pid = participant_id or new_id("p")
+        address = settlement_address or derive_settlement_address(pid)
         now = self.clock()
         system_kinds = [WalletKind.FUNDING]
         if kind is ParticipantKind.OPERATOR:
@@ -192,7 +197,7 @@ class Ledger:
                     id=pid,
                     name=name,
                     kind=kind.value,
-                    settlement_address=settlement_address,
+                    settlement_address=address,
                     created_at_us=now,
                 )
             )
@@ -207,7 +212,7 @@ class Ledger:
                         created_at_us=now,
                     )
                 )
-        return Participant(pid, name, kind, settlement_address, now)
+        return Participant(pid, name, kind, address, now)
 
     def get_participant(self, participant_id: str) -> Participant:
         with read_transaction(self.engine) as conn:
@@ -320,6 +325,69 @@ class Ledger:
         if wallet_id is None:
             raise LedgerError("alias_not_found", f"no wallet has the alias {alias}")
         return str(wallet_id)
+
+    # ------------------------------------------------------------- settlement exposure
+
+    def set_net_debit_cap(self, participant_id: str, currency: str, cap_minor: int | None) -> None:
+        """The most a participant may owe others unsettled in a currency; None: its
+        prefunded settlement balance."""
+        if cap_minor is not None and cap_minor < 0:
+            raise LedgerError("invalid_limit", "a net debit cap cannot be negative")
+        with write_transaction(self.engine) as conn:
+            self._require_participant(conn, participant_id)
+            (state,) = load_net_states(conn, [(participant_id, currency)]).values()
+            state.cap_minor = cap_minor
+            if state.exists:
+                conn.execute(
+                    update(settlement_accounts)
+                    .where(
+                        settlement_accounts.c.participant_id == participant_id,
+                        settlement_accounts.c.currency == currency,
+                    )
+                    .values(cap_minor=cap_minor)
+                )
+            else:
+                state.dirty = True
+                write_net_states(conn, [state])
+
+    def record_prefunding(self, participant_id: str, currency: str, delta_minor: int) -> None:
+        """Mirror a change of the participant's prefunded balance on chain."""
+        with write_transaction(self.engine) as conn:
+            self._require_participant(conn, participant_id)
+            (state,) = load_net_states(conn, [(participant_id, currency)]).values()
+            if state.exists:
+                conn.execute(
+                    update(settlement_accounts)
+                    .where(
+                        settlement_accounts.c.participant_id == participant_id,
+                        settlement_accounts.c.currency == currency,
+                    )
+                    .values(prefunded_minor=state.prefunded_minor + delta_minor)
+                )
+            else:
+                state.prefunded_minor = delta_minor
+                state.dirty = True
+                write_net_states(conn, [state])
+
+    def settlement_exposure(self, participant_id: str) -> list[NetState]:
+        with read_transaction(self.engine) as conn:
+            self._require_participant(conn, participant_id)
+            rows = conn.execute(
+                select(settlement_accounts)
+                .where(settlement_accounts.c.participant_id == participant_id)
+                .order_by(settlement_accounts.c.currency)
+            )
+            return [
+                NetState(
+                    r.participant_id,
+                    r.currency,
+                    r.prefunded_minor,
+                    r.unsettled_minor,
+                    r.cap_minor,
+                    True,
+                )
+                for r in rows
+            ]
 
     # ------------------------------------------------------------------------------ limits
 
@@ -734,6 +802,70 @@ def _lock_accounts(conn: Connection, account_ids: Sequence[int]) -> dict[int, Ro
     return found
 
 
+def open_window_number(conn: Connection) -> int:
+    """The open settlement window, locked against closing until this transaction ends.
+
+    On PostgreSQL a closer that got the row first makes this SELECT find nothing (the row
+    it re-checks is now closed); the window it opened is then read on the next try.
+    """
+    query = select(settlement_windows.c.number).where(settlement_windows.c.status == "open")
+    if is_postgres(conn):
+        query = query.with_for_update(read=True)
+    for _ in range(WRITE_ATTEMPTS_MAX):
+        number = conn.execute(query).scalar()
+        if number is not None:
+            return int(number)
+    raise AssertionError("no open settlement window")
+
+
+def load_net_states(
+    conn: Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], NetState]:
+    """Settlement exposure rows for (participant, currency), locked in key order."""
+    states: dict[tuple[str, str], NetState] = {}
+    for participant_id, cur in sorted(set(keys)):
+        query = select(settlement_accounts).where(
+            settlement_accounts.c.participant_id == participant_id,
+            settlement_accounts.c.currency == cur,
+        )
+        if is_postgres(conn):
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            states[(participant_id, cur)] = NetState(participant_id, cur, 0, 0, None, False)
+        else:
+            states[(participant_id, cur)] = NetState(
+                participant_id, cur, row.prefunded_minor, row.unsettled_minor, row.cap_minor, True
+            )
+    return states
+
+
+def write_net_states(conn: Connection, states: Iterable[NetState]) -> None:
+    for state in states:
+        if not state.dirty:
+            continue
+        if state.exists:
+            conn.execute(
+                update(settlement_accounts)
+                .where(
+                    settlement_accounts.c.participant_id == state.participant_id,
+                    settlement_accounts.c.currency == state.currency,
+                )
+                .values(unsettled_minor=state.unsettled_minor)
+            )
+        else:
+            conn.execute(
+                insert(settlement_accounts).values(
+                    participant_id=state.participant_id,
+                    currency=state.currency,
+                    prefunded_minor=state.prefunded_minor,
+                    unsettled_minor=state.unsettled_minor,
+                    cap_minor=state.cap_minor,
+                )
+            )
+            state.exists = True
+
+
 def _resolve(
     conn: Connection,
     transfer_id: str,
@@ -746,6 +878,7 @@ def _resolve(
     if row is None or row.status != TransferStatus.PENDING.value:
         return None
     assert participant_id is None or row.participant_id == participant_id
+    window = open_window_number(conn) if status is TransferStatus.POSTED else None
     locked = _lock_accounts(conn, [row.debit_account_id, row.credit_account_id])
     # Re-read under the account locks: a concurrent resolver may have won on PostgreSQL.
     current = conn.execute(
@@ -773,6 +906,18 @@ def _resolve(
         credit_row.allow_negative,
     )
     if status is TransferStatus.POSTED:
+        if row.debit_participant_id != row.credit_participant_id:
+            nets = load_net_states(
+                conn,
+                [
+                    (row.debit_participant_id, row.currency),
+                    (row.credit_participant_id, row.currency),
+                ],
+            )
+            payer = nets[(row.debit_participant_id, row.currency)]
+            rules.check_net_debit(payer, row.amount_minor)
+            rules.net(payer, nets[(row.credit_participant_id, row.currency)], row.amount_minor)
+            write_net_states(conn, nets.values())
         rules.post_held(debit, credit, row.amount_minor)
         conn.execute(
             insert(entries),
@@ -804,7 +949,7 @@ def _resolve(
     conn.execute(
         update(transfers)
         .where(transfers.c.id == transfer_id)
-        .values(status=status.value, resolved_at_us=now)
+        .values(status=status.value, resolved_at_us=now, window_number=window)
     )
     return transfer_from_row(
         conn.execute(select(transfers).where(transfers.c.id == transfer_id)).one()
@@ -830,13 +975,17 @@ class Posting:
         self.wallets: dict[str, _WalletInfo] = {}
         self.alias_wallet: dict[str, str] = {}
         self.entries: list[_Entry] = []
+        self.nets: dict[tuple[str, str], NetState] = {}
+        self.window = 0
         # Per item: the row to insert, with account placeholders resolved at write time.
         self.created: dict[int, tuple[TransferRequest, AccountState, AccountState, str | None]] = {}
 
     def run(self, requests: Sequence[TransferRequest]) -> list[BatchResult]:
+        self.window = open_window_number(self.conn)
         existing = self._load_existing([r.client_id for r in requests])
         self._load_wallets(requests)
         self._load_accounts(requests)
+        self._load_net_states(requests)
         results: list[BatchResult | None] = [None] * len(requests)
         seen: set[str] = set()
         chain: list[int] = []
@@ -915,6 +1064,28 @@ class Posting:
             )
         self._load_limits(requests)
 
+    def _load_net_states(self, requests: Sequence[TransferRequest]) -> None:
+        """Exposure rows of both sides of every transfer that may cross participants."""
+        keys = []
+        for request in requests:
+            if request.pending:
+                continue  # nets when it is posted
+            payer = self.wallets.get(request.from_wallet)
+            payees = [self.wallets.get(request.to_wallet or "")]
+            if request.to_alias is not None:
+                with suppress(LedgerError):
+                    alias = normalize_alias(request.to_alias)[1]
+                    payees.append(self.wallets.get(self.alias_wallet.get(alias, "")))
+            for payee in payees:
+                if (
+                    payer is not None
+                    and payee is not None
+                    and payer.participant_id != payee.participant_id
+                ):
+                    keys.append((payer.participant_id, request.currency))
+                    keys.append((payee.participant_id, request.currency))
+        self.nets = load_net_states(self.conn, keys)
+
     def _load_limits(self, requests: Sequence[TransferRequest]) -> None:
         keys = {
             (r.from_wallet, self.wallets[r.from_wallet].kyc_tier, r.currency)
@@ -961,6 +1132,7 @@ class Posting:
         results: list[BatchResult | None],
     ) -> None:
         saved = {key: state.snapshot() for key, state in self.accounts.by_key.items()}
+        saved_nets = {key: state.snapshot() for key, state in self.nets.items()}
         entries_before = len(self.entries)
         group_id = new_id("g") if len(chain) > 1 else None
         failure: tuple[int, LedgerError] | None = None
@@ -985,6 +1157,8 @@ class Posting:
                 state.restore(saved[key])
             else:
                 state.restore((0, 0, 0, False))
+        for key, net_state in self.nets.items():
+            net_state.restore(saved_nets[key])
         del self.entries[entries_before:]
         failed_index, error = failure
         for index in chain:
@@ -1034,6 +1208,11 @@ class Posting:
             debit = self.accounts.get_or_placeholder(debit_wallet, request.currency)
         credit = self.accounts.get_or_placeholder(credit_wallet, request.currency)
         rules.check_debit(debit, request.amount_minor)
+        if not request.pending and debit.participant_id != credit.participant_id:
+            payer = self.nets[(debit.participant_id, request.currency)]
+            rules.check_net_debit(payer, request.amount_minor)
+            payee = self.nets[(credit.participant_id, request.currency)]
+            rules.net(payer, payee, request.amount_minor)
         if request.pending:
             rules.hold(debit, request.amount_minor)
         else:
@@ -1106,6 +1285,7 @@ class Posting:
                     for s in updated
                 ],
             )
+        write_net_states(self.conn, self.nets.values())
         if not self.created:
             return {}
         order = sorted(self.created)
@@ -1134,6 +1314,7 @@ class Posting:
                 group_id=group_id,
                 memo=request.memo,
                 seq=0,  # assigned by the database below
+                window_number=None if request.pending else self.window,
             )
             drafts.append(draft)
             values = asdict(draft)

@@ -100,11 +100,14 @@ transfers = Table(
     Column("created_at_us", BigInteger, nullable=False),
     Column("timeout_at_us", BigInteger, nullable=True),
     Column("resolved_at_us", BigInteger, nullable=True),
+    # The settlement window the transfer was posted in (None while pending or if voided).
+    Column("window_number", Integer, nullable=True),
     UniqueConstraint("participant_id", "client_id"),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
     CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
     Index("ix_transfers_debit_recent", "debit_account_id", "created_at_us"),
     Index("ix_transfers_pending_timeout", "status", "timeout_at_us"),
+    Index("ix_transfers_window", "window_number", "seq"),
 )
 
 entries = Table(
@@ -166,4 +169,56 @@ payments = Table(
     Column("fee_transfer_id", String(40), nullable=True),
     Column("created_at_us", BigInteger, nullable=False),
     UniqueConstraint("participant_id", "client_id"),
+)
+
+
+settlement_windows = Table(
+    "settlement_windows",
+    metadata,
+    # Window n becomes batch n on chain. Exactly one window is open at any time.
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    # open -> closed -> submitted -> settled; failed (retried with backoff) from closed
+    # or submitted. Every step is persisted before the next is taken.
+    Column("status", String(16), nullable=False),
+    Column("opened_at_us", BigInteger, nullable=False),
+    Column("closed_at_us", BigInteger, nullable=True),
+    Column("close_reason", String(16), nullable=True),
+    # Filled when the batch is built from the frozen window (hex strings, 0x-prefixed).
+    Column("transfer_count", Integer, nullable=True),
+    Column("transfers_root", String(66), nullable=True),
+    Column("balances_root", String(66), nullable=True),
+    Column("prev_batch_hash", String(66), nullable=True),
+    Column("batch_hash", String(66), nullable=True),
+    Column("tx_hash", String(66), nullable=True),
+    Column("block_number", BigInteger, nullable=True),
+    Column("gas_used", BigInteger, nullable=True),
+    Column("settled_at_us", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", String(500), nullable=True),
+    Column("next_attempt_at_us", BigInteger, nullable=True),
+    Index("ix_settlement_windows_status", "status", "number"),
+)
+
+batch_positions = Table(
+    "batch_positions",
+    metadata,
+    # The multilateral net positions of a closed window, as sent to the contract.
+    Column("window_number", Integer, ForeignKey("settlement_windows.number"), primary_key=True),
+    Column("participant_id", String(64), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("participant_address", String(42), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+)
+
+settlement_accounts = Table(
+    "settlement_accounts",
+    metadata,
+    # Per participant and currency: the prefunded settlement balance on chain (mirrored),
+    # the net position of all windows not yet settled, and the operator's net debit cap
+    # (None: the prefunded balance is the cap).
+    Column("participant_id", String(64), ForeignKey("participants.id"), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("prefunded_minor", BigInteger, nullable=False),
+    Column("unsettled_minor", BigInteger, nullable=False),
+    Column("cap_minor", BigInteger, nullable=True),
 )

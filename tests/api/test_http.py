@@ -21,6 +21,8 @@ def world(live_server: LiveServer) -> dict[str, Any]:
     wallets = {}
     for pid in ("acme", "bolt"):
         assert op.post("/v1/participants", json={"id": pid, "name": pid.title()}).status_code == 201
+        cap = op.put(f"/v1/participants/{pid}/net-debit-caps/USD", json={"cap": "100000.00"})
+        assert cap.status_code == 200 and cap.json()["net_debit_cap"] == "100000.00"
         made = op.post("/v1/keys", json={"role": "participant", "participant_id": pid})
         keys[pid] = made.json()["secret"]
     keys["auditor"] = op.post("/v1/keys", json={"role": "auditor"}).json()["secret"]
@@ -237,3 +239,23 @@ def test_openapi_document(live_server: LiveServer) -> None:
     paths = document["paths"]
     for path in ("/v1/transfers", "/v1/transfers/batch", "/v1/deposits", "/v1/wallets/{wallet_id}"):
         assert path in paths
+
+
+def test_net_debit_cap_refusal(world: dict[str, Any]) -> None:
+    op: httpx.Client = world["op"]
+    op.put("/v1/participants/acme/net-debit-caps/USD", json={"cap": "5.00"})
+    refused = world["acme"].post("/v1/transfers", json=_transfer(world))
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "net_debit_cap_exceeded"
+    assert refused.json()["excess_amount"] == "5.00"
+    exposure = world["acme"].get("/v1/participants/acme/settlement").json()
+    assert exposure == [
+        {
+            "currency": "USD",
+            "prefunded": "0.00",
+            "unsettled": "0.00",
+            "net_debit_cap": "5.00",
+            "cap_is_prefunding": False,
+        }
+    ]
+    assert world["bolt"].get("/v1/participants/acme/settlement").status_code == 404

@@ -10,6 +10,7 @@ from api.database import open_database
 from settlement.errors import LedgerError
 from settlement.ledger.model import Limits, TransferRequest
 from settlement.ledger.service import Ledger
+from tests.helpers import allow_settlement_debits
 
 WORKERS = 16
 ATTEMPTS = 120
@@ -25,6 +26,7 @@ def test_concurrent_debits_of_one_wallet(url_fixture: str, request: pytest.Fixtu
     setup = Ledger(open_database(url))
     setup.create_participant("Acme", participant_id="acme")
     setup.create_participant("Bolt", participant_id="bolt")
+    allow_settlement_debits(setup, ["acme", "bolt"])
     payer = setup.create_wallet("acme", kyc_tier="enhanced").id
     payees = [setup.create_wallet("bolt").id for _ in range(4)]
     setup.set_wallet_limits(payer, "USD", Limits(None, None))

@@ -15,6 +15,7 @@ from settlement.ledger.model import (
     TransferStatus,
 )
 from settlement.ledger.service import Ledger
+from tests.helpers import allow_settlement_debits
 
 HOUR_US = 3600 * 1_000_000
 
@@ -40,6 +41,7 @@ def ledger(engine: Engine, clock: Clock) -> Ledger:
     ledger = Ledger(engine, clock)
     ledger.create_participant("Acme Wallet", participant_id="acme")
     ledger.create_participant("Bolt Remit", participant_id="bolt")
+    allow_settlement_debits(ledger, ["acme", "bolt"], ["USD", "EUR"])
     return ledger
 
 
@@ -351,3 +353,46 @@ def test_statement_and_balance_as_of(ledger: Ledger, clock: Clock) -> None:
     assert ledger.balances_at(alice, start) == {"USD": 100_00}
     assert ledger.balances_at(alice, middle) == {"USD": 90_00}
     assert ledger.balances_at(alice, start - 1) == {}
+
+
+def test_net_debit_cap_bounds_unsettled_exposure(ledger: Ledger) -> None:
+    alice = _funded_wallet(ledger, "acme", 1_000_00)
+    colleague = ledger.create_wallet("acme").id
+    bob = ledger.create_wallet("bolt").id
+    ledger.set_net_debit_cap("acme", "USD", None)  # back to the default: the prefunding
+    ledger.record_prefunding("acme", "USD", 50_00)
+    ledger.transfer("acme", TransferRequest("a", alice, "USD", 40_00, to_wallet=bob))
+    with pytest.raises(LedgerError) as refused:
+        ledger.transfer("acme", TransferRequest("b", alice, "USD", 10_01, to_wallet=bob))
+    assert refused.value.code == "net_debit_cap_exceeded"
+    assert refused.value.extra["excess_amount"] == "0.01"
+    # Within one participant nothing is owed to anyone: no cap applies.
+    ledger.transfer("acme", TransferRequest("c", alice, "USD", 500_00, to_wallet=colleague))
+    # Money flowing back reduces the exposure.
+    ledger.transfer("bolt", TransferRequest("d", bob, "USD", 20_00, to_wallet=alice))
+    ledger.transfer("acme", TransferRequest("e", alice, "USD", 30_00, to_wallet=bob))
+    exposure = {
+        (s.participant_id, s.currency): s
+        for p in ("acme", "bolt")
+        for s in ledger.settlement_exposure(p)
+    }
+    usd = exposure[("acme", "USD")]
+    assert (usd.prefunded_minor, usd.unsettled_minor) == (50_00, -50_00)
+    assert exposure[("bolt", "USD")].unsettled_minor == 50_00, "positions sum to zero"
+
+
+def test_pending_transfer_nets_when_posted(ledger: Ledger) -> None:
+    alice = _funded_wallet(ledger, "acme", 100_00)
+    bob = ledger.create_wallet("bolt").id
+    ledger.set_net_debit_cap("acme", "USD", 30_00)
+    held, _ = ledger.transfer(
+        "acme", TransferRequest("h", alice, "USD", 40_00, to_wallet=bob, pending=True)
+    )
+    assert held.window_number is None
+    with pytest.raises(LedgerError) as refused:
+        ledger.post_pending("acme", held.id)
+    assert refused.value.code == "net_debit_cap_exceeded"
+    assert ledger.get_transfer(held.id).status is TransferStatus.PENDING
+    ledger.set_net_debit_cap("acme", "USD", 40_00)
+    posted = ledger.post_pending("acme", held.id)
+    assert posted.window_number == 1

@@ -13,6 +13,7 @@ from settlement.errors import LedgerError
 from settlement.ledger.model import ParticipantKind, TransferStatus, WalletKind
 from settlement.ledger.service import Ledger
 from settlement.payments import PaymentRequest, Payments
+from tests.helpers import allow_settlement_debits
 
 LP = "fx-liquidity"
 
@@ -37,6 +38,7 @@ def setup(engine: Engine, fx_clock: FxClock) -> tuple[Ledger, FxService, Payment
     ledger.create_participant("LP", ParticipantKind.LIQUIDITY, LP)
     ledger.create_participant("Acme US", participant_id="acme")
     ledger.create_participant("Bolt PH", participant_id="bolt")
+    allow_settlement_debits(ledger, ["acme", "bolt", LP, "operator"], ["USD", "PHP"])
     fx = FxService(engine, clock=fx_clock)
     payments = Payments(ledger, fx, LP, "operator")
     sender = ledger.create_wallet("acme", kyc_tier="standard").id

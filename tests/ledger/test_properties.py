@@ -17,6 +17,7 @@ from api.database import open_database
 from settlement.errors import LedgerError
 from settlement.ledger.model import BatchOutcome, TransferRequest, TransferStatus
 from settlement.ledger.service import Ledger
+from tests.helpers import allow_settlement_debits
 
 CURRENCIES = ["USD", "JPY", "KWD"]
 WALLETS = 4
@@ -33,6 +34,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger = Ledger(engine)
         for participant in ("acme", "bolt"):
             self.ledger.create_participant(participant, participant_id=participant)
+        allow_settlement_debits(self.ledger, ["acme", "bolt"], CURRENCIES)
         self.owner = ["acme", "bolt", "acme", "bolt"]
         self.wallets = [
             self.ledger.create_wallet(self.owner[i], kyc_tier="enhanced").id for i in range(WALLETS)
