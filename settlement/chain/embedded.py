@@ -42,6 +42,7 @@ from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 from web3.types import RPCEndpoint, RPCResponse
 
 from node_config.chain import GenesisSpec
+from settlement.chain.deployment import contract_address_for
 from settlement.chain.errors import ChainStateError, ChainUnavailable, revert_data_from
 from settlement.chain.transport import RawLog, Transport
 
@@ -257,14 +258,44 @@ class EmbeddedTransport(Transport):
         }
 
     def send_raw_transaction(self, raw: bytes) -> str:
+        """Applies the transaction and mines its block (committed to disk) at once.
+
+        Straight to the eth-tester backend: the web3 and eth-tester layers in between only
+        reformat, and cost a fifth of the time of a transaction here.
+        """
         if self.read_only:
             raise ChainStateError("the embedded chain is open read-only")
         with self._lock:
-            return encode_hex(self.w3.eth.send_raw_transaction(raw))
+            tx_hash = self._backend.send_raw_transaction(raw)
+            self._backend.mine_blocks()
+            return encode_hex(tx_hash)
 
     def wait_for_receipt(self, tx_hash: str, raw: bytes, timeout_s: float) -> dict[str, Any]:
-        # Auto-mined on send: the receipt exists already (and is final: no forks here).
+        """Mined on send, so the receipt exists already (and is final: no forks here). Read
+        from the head block directly; eth-tester's own look-up scans back from the head."""
+        wanted = bytes.fromhex(tx_hash.removeprefix("0x"))
         with self._lock:
+            block = self._chain.get_canonical_block_by_number(
+                self._chain.get_canonical_head().block_number
+            )
+            receipts = block.get_receipts(self._chain.chaindb)
+            previous_gas = 0
+            for tx, receipt in zip(block.transactions, receipts, strict=True):
+                if tx.hash == wanted:
+                    created = (
+                        contract_address_for(encode_hex(tx.sender), tx.nonce)
+                        if tx.to == b""
+                        else None
+                    )
+                    return {
+                        "transactionHash": tx.hash,
+                        "blockNumber": block.number,
+                        "blockHash": block.hash,
+                        "status": int.from_bytes(receipt.state_root, "big"),
+                        "gasUsed": receipt.gas_used - previous_gas,
+                        "contractAddress": created,
+                    }
+                previous_gas = receipt.gas_used
             return dict(self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
 
     def fetch_logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:

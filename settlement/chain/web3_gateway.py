@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,7 +17,12 @@ from typing import Any
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import encode_hex, keccak, to_checksum_address
+from eth_utils import (
+    encode_hex,
+    function_signature_to_4byte_selector,
+    keccak,
+    to_checksum_address,
+)
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from web3.contract import Contract
@@ -59,8 +64,21 @@ log = logging.getLogger(__name__)
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 REORG_DEPTH_MAX = 64  # blocks re-indexed when the indexed head is no longer canonical
+INDEX_CONFLICTS_MAX = 8  # concurrent indexers racing on the same blocks: give up after this
 SEND_ATTEMPTS_MAX = 2  # a second try only after the node said our nonce was stale
 GAS_ESTIMATE_MARGIN = (5, 4)  # send estimate * 5/4: state can change between estimate and mining
+
+
+def _abi_type(param: Mapping[str, Any]) -> str:
+    kind: str = param["type"]
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + kind[5:]
+    return kind
+
+
+def _selector_and_types(item: Mapping[str, Any]) -> tuple[bytes, list[str]]:
+    types = [_abi_type(i) for i in item["inputs"]]
+    return function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})"), types
 
 
 def _addr(address: str) -> ChecksumAddress:
@@ -87,13 +105,20 @@ class Web3ChainGateway:
         self._artifact: ContractArtifact = load_artifact()
         self._reverts = RevertDecoder(self._artifact.abi)
         self._events = EventDecoder(self._artifact.abi)
-        self._factory = transport.w3.eth.contract(abi=self._artifact.abi)
+        # name -> (selector, argument types): encoding calldata with eth-abi directly is
+        # several times cheaper than web3's by-name look-up and validation.
+        self._functions: dict[str, tuple[bytes, list[str]]] = {
+            item["name"]: _selector_and_types(item)
+            for item in self._artifact.abi
+            if item.get("type") == "function"
+        }
         self._contract: Contract | None = None
         self._deployment: Deployment | None = None
         self._nonce: int | None = None
         self._index_engine = index_engine
         self._owns_engine = owns_engine
         self._index: EventIndex | None = None
+        self._cursor: tuple[int, str] | None = None  # last indexed (block, hash), cached
         self._index_lock = threading.Lock()
         self._record_path = record_path(config.data_dir / "chain", transport.kind)
         self._priority_fee_wei = (
@@ -327,12 +352,8 @@ class Web3ChainGateway:
 
     def _transact(self, function: str, *args: Any) -> dict[str, Any]:
         contract = self._require_contract()
-        tx = {
-            "to": contract.address,
-            "data": bytes.fromhex(
-                contract.encode_abi(function, args=list(args)).removeprefix("0x")
-            ),
-        }
+        selector, types = self._functions[function]
+        tx = {"to": contract.address, "data": selector + abi_encode(types, list(args))}
         with self._t.write_lock():
             for attempt in range(SEND_ATTEMPTS_MAX):
                 signed, nonce = self._sign(tx)
@@ -594,37 +615,48 @@ class Web3ChainGateway:
         # write lock, held by a writer that indexes after its transaction).
         with self._t.read_lock(), self._index_lock:
             safe_head = self._t.head_block_number() - (self._t.confirmations - 1)
-            cursor = index.cursor()
-            if (
-                cursor is not None
-                and cursor[0] <= safe_head
-                and self._t.block_hash(cursor[0]) != cursor[1]
-            ):
-                restart = max(deployment.block_number, cursor[0] - REORG_DEPTH_MAX, 1)
-                log.warning(
-                    "indexed block %d is no longer canonical: re-indexing from %d",
-                    cursor[0],
-                    restart,
-                )
-                index.forget_from(restart, self._t.block_hash(restart - 1))
-                cursor = index.cursor()
+            cursor = self._cursor if self._cursor is not None else index.cursor()
+            if cursor is not None and cursor[0] >= safe_head:
+                self._cursor = cursor
+                return 0
+            if cursor is not None and self._t.kind != "embedded":  # no forks on embedded
+                cursor = self._unwind_if_reorganised(index, deployment, cursor)
             start = deployment.block_number if cursor is None else cursor[0] + 1
             added = 0
+            conflicts = 0
             while start <= safe_head:
                 end = min(safe_head, start + self._t.log_range_max - 1)
                 raws = self._t.fetch_logs(deployment.address, start, end)
                 events = [e for e in (self._events.decode(r) for r in raws) if e is not None]
+                end_hash = self._t.block_hash(end)
                 try:
-                    index.record(events, end, self._t.block_hash(end))
+                    index.record(events, end, end_hash)
                 except IntegrityError:
-                    # Another process indexed these blocks first: continue from its cursor.
+                    # Another process indexed these blocks first: go on from its cursor.
+                    conflicts += 1
+                    if conflicts > INDEX_CONFLICTS_MAX:
+                        raise
                     log.info("blocks %d-%d were indexed concurrently", start, end)
                     cursor = index.cursor()
-                    start = end + 1 if cursor is None else max(end, cursor[0]) + 1
+                    start = deployment.block_number if cursor is None else cursor[0] + 1
                     continue
+                self._cursor = (end, end_hash)
                 added += len(events)
                 start = end + 1
             return added
+
+    def _unwind_if_reorganised(
+        self, index: EventIndex, deployment: Deployment, cursor: tuple[int, str]
+    ) -> tuple[int, str] | None:
+        if self._t.block_hash(cursor[0]) == cursor[1]:
+            return cursor
+        restart = max(deployment.block_number, cursor[0] - REORG_DEPTH_MAX, 1)
+        log.warning(
+            "indexed block %d is no longer canonical: re-indexing from %d", cursor[0], restart
+        )
+        index.forget_from(restart, self._t.block_hash(restart - 1))
+        self._cursor = None
+        return index.cursor()
 
     def events_since(self, block_number: int, limit: int = 1000) -> list[ChainEvent]:
         """Contract events from `block_number` on, in chain order, at most `limit`."""
