@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from api.context import Corridor
 from api.problems import install_problem_handlers, problem
 from api.routers import fx, keys, participants, transfers, wallets
+from settlement.batches import close_reason, close_window, open_window_stats
 
 # A full batch of 8,190 transfers is about 2.5 MB of JSON.
 REQUEST_BODY_BYTES_MAX = 4 * 1024 * 1024
@@ -29,6 +30,7 @@ class Workers:
 
     def start(self) -> None:
         self._spawn("pending-sweeper", self._sweep_pending, PENDING_SWEEP_INTERVAL_S)
+        self._spawn("settlement", self._settle, self.corridor.settings.settlement_poll_s)
         self._spawn(
             "fx-refresh", self.corridor.fx.refresh, self.corridor.settings.fx_refresh_interval_s
         )
@@ -47,6 +49,24 @@ class Workers:
 
     def _sweep_pending(self) -> None:
         self.corridor.ledger.expire_pending()
+
+    def _settle(self) -> None:
+        """Close the window when due (any process); settle closed ones (the leader only)."""
+        corridor = self.corridor
+        settings = corridor.settings
+        _, opened_at_us, count = open_window_stats(corridor.engine)
+        now = corridor.clock()
+        reason = close_reason(
+            now,
+            opened_at_us,
+            count,
+            settings.settlement_interval_s,
+            settings.settlement_max_transfers,
+        )
+        if reason is not None:
+            close_window(corridor.engine, now, reason)
+        if corridor.leader.try_acquire():
+            corridor.settler().settle_due()
 
     def stop(self) -> None:
         self.stopping.set()

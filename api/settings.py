@@ -26,6 +26,14 @@ class Settings(BaseSettings):
         default="fx-liquidity", description="the FX liquidity provider cross-currency payments use"
     )
 
+    settlement_interval_s: int = Field(
+        default=60, description="a window with transfers closes after this many seconds"
+    )
+    settlement_max_transfers: int = Field(
+        default=10_000, description="a window closes when it holds this many transfers"
+    )
+    settlement_poll_s: float = Field(default=1.0, description="how often the worker looks")
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
