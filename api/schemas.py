@@ -277,6 +277,9 @@ class TransferOut(BaseModel):
     created_at: datetime
     timeout_at: datetime | None
     resolved_at: datetime | None
+    settlement_window: int | None = Field(
+        description="The window (and batch) it settles in; see /v1/settlement/transfers/{id}"
+    )
 
     @classmethod
     def of(cls, t: Transfer) -> TransferOut:
@@ -295,6 +298,7 @@ class TransferOut(BaseModel):
             created_at=to_iso(t.created_at_us),  # type: ignore[arg-type]
             timeout_at=to_iso(t.timeout_at_us),
             resolved_at=to_iso(t.resolved_at_us),
+            settlement_window=t.window_number,
         )
 
 
