@@ -30,6 +30,7 @@ from settlement.chain.errors import (
     ChainTimeout,
     ChainUnavailable,
     ReadOnlyChain,
+    TransactionRejected,
 )
 from settlement.chain.gateway import (
     AMOUNT_MAX,
@@ -73,6 +74,7 @@ __all__ = [
     "NetPosition",
     "ReadOnlyChain",
     "SettlementReceipt",
+    "TransactionRejected",
     "TxReceipt",
     "Web3ChainGateway",
     "batch_hash",

@@ -28,6 +28,7 @@ from eth_abi import encode as abi_encode
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
 from eth_typing import BlockNumber
+from eth_utils import ValidationError as EthValidationError
 from eth_utils import (
     encode_hex,
     function_signature_to_4byte_selector,
@@ -43,7 +44,12 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from node_config.chain import GenesisSpec
 from settlement.chain.deployment import contract_address_for
-from settlement.chain.errors import ChainStateError, ChainUnavailable, revert_data_from
+from settlement.chain.errors import (
+    ChainStateError,
+    ChainUnavailable,
+    TransactionRejected,
+    revert_data_from,
+)
 from settlement.chain.transport import RawLog, Transport
 
 log = logging.getLogger(__name__)
@@ -266,7 +272,10 @@ class EmbeddedTransport(Transport):
         if self.read_only:
             raise ChainStateError("the embedded chain is open read-only")
         with self._lock:
-            tx_hash = self._backend.send_raw_transaction(raw)
+            try:
+                tx_hash = self._backend.send_raw_transaction(raw)
+            except EthValidationError as error:  # e.g. the sender cannot pay for the gas
+                raise TransactionRejected(str(error)) from error
             self._backend.mine_blocks()
             return encode_hex(tx_hash)
 

@@ -53,6 +53,17 @@ class ChainTimeout(ChainError):
         self.tx_hash = tx_hash
 
 
+class TransactionRejected(ChainError):
+    """The node (or the embedded chain) refused a signed transaction before executing it:
+    insufficient funds for gas, a stale nonce, a gas limit above the block's..."""
+
+    code = "transaction_rejected"
+
+    @property
+    def stale_nonce(self) -> bool:
+        return "nonce too low" in str(self).lower()
+
+
 class ChainStateError(ChainError):
     """The chain does not hold what Corridor recorded (e.g. the contract is missing)."""
 

@@ -25,7 +25,12 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.providers.rpc import HTTPProvider
 from web3.types import RPCEndpoint
 
-from settlement.chain.errors import ChainConfigError, ChainTimeout, ChainUnavailable
+from settlement.chain.errors import (
+    ChainConfigError,
+    ChainTimeout,
+    ChainUnavailable,
+    TransactionRejected,
+)
 from settlement.chain.transport import RawLog, Transport
 
 log = logging.getLogger(__name__)
@@ -158,7 +163,7 @@ class RpcTransport(Transport):
         except Web3RPCError as error:
             if any(phrase in str(error).lower() for phrase in _ALREADY_KNOWN):
                 return encode_hex(keccak(raw))
-            raise
+            raise TransactionRejected(str(error)) from error
 
     def wait_for_receipt(self, tx_hash: str, raw: bytes, timeout_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -192,7 +197,7 @@ class RpcTransport(Transport):
     def _rebroadcast(self, raw: bytes) -> None:
         try:
             self.send_raw_transaction(raw)
-        except Web3RPCError as error:  # e.g. "nonce too low": it was mined meanwhile
+        except TransactionRejected as error:  # e.g. "nonce too low": it was mined meanwhile
             log.info("re-broadcast after fail-over refused: %s", error)
 
     def fetch_logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:

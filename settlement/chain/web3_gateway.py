@@ -26,7 +26,7 @@ from eth_utils import (
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError
 
 from node_config.chain import PRIORITY_FEE_WEI
 from settlement.chain.artifacts import ContractArtifact, load_artifact
@@ -43,6 +43,7 @@ from settlement.chain.errors import (
     ChainStateError,
     ReadOnlyChain,
     RevertDecoder,
+    TransactionRejected,
     revert_data_from,
 )
 from settlement.chain.events import EventDecoder
@@ -360,9 +361,8 @@ class Web3ChainGateway:
                 try:
                     receipt = self._broadcast(signed, nonce, tx)
                     break
-                except Web3RPCError as error:
-                    stale = "nonce too low" in str(error).lower()
-                    if not stale or attempt == SEND_ATTEMPTS_MAX - 1:
+                except TransactionRejected as error:
+                    if not error.stale_nonce or attempt == SEND_ATTEMPTS_MAX - 1:
                         raise
                     self._nonce = None  # someone else used our nonce: ask the node again
         if self._config.index_events:

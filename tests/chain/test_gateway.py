@@ -283,3 +283,24 @@ def test_concurrent_callers_are_serialized(gateway: Web3ChainGateway) -> None:
         thread.join(timeout=60)
     assert errors == []
     assert all(gateway.is_participant(p) for p in participants)
+
+
+def test_a_refused_transaction_is_typed(gateway: Web3ChainGateway) -> None:
+    from eth_account import Account
+
+    from settlement.chain import TransactionRejected
+
+    poor = Account.create()  # holds no ether: cannot pay for gas
+    signed = poor.sign_transaction(
+        {
+            "to": poor.address,
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 1,
+            "nonce": 0,
+            "chainId": gateway.chain_id(),
+        }
+    )
+    with pytest.raises(TransactionRejected):
+        gateway._t.send_raw_transaction(bytes(signed.raw_transaction))
