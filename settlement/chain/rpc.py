@@ -171,7 +171,8 @@ class RpcTransport(Transport):
         while True:
             if self.provider.failovers != failovers_seen:
                 failovers_seen = self.provider.failovers
-                self._rebroadcast(raw)
+                if raw:
+                    self._rebroadcast(raw)
             receipt = self._receipt(tx_hash)
             if receipt is not None:
                 mined_in = int(receipt["blockNumber"])

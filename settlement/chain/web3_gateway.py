@@ -26,7 +26,7 @@ from eth_utils import (
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound
 
 from node_config.chain import PRIORITY_FEE_WEI
 from settlement.chain.artifacts import ContractArtifact, load_artifact
@@ -241,12 +241,20 @@ class Web3ChainGateway:
         return done.deployment()
 
     def _resolve_pending(self, record: DeploymentRecord) -> Deployment | None:
+        """A crash came between recording a deployment and recording its block: find out
+        from the chain whether it happened. None: it did not (deploy anew)."""
         code = self._t.w3.eth.get_code(_addr(record.address))
         if not code:
+            if self._t.kind == "embedded":
+                return None  # no pool: not mined means never sent
             mined_nonce = self._t.w3.eth.get_transaction_count(_addr(record.deployer), "latest")
-            if self._t.kind == "embedded" or mined_nonce > record.nonce:
-                return None  # never mined (embedded) or failed/replaced: deploy anew
-        # Mined, or possibly still in a node's pool: wait for it.
+            if mined_nonce > record.nonce:
+                return None  # the nonce went to another transaction, or the deploy failed
+            try:
+                self._t.w3.eth.get_transaction(record.tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return None  # never sent, or dropped from the pool
+        # Mined, or still in the node's pool: wait for it.
         receipt = self._t.wait_for_receipt(record.tx_hash, b"", self._config.receipt_timeout_s)
         if int(receipt["status"]) != 1:
             return None

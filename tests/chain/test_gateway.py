@@ -304,3 +304,57 @@ def test_a_refused_transaction_is_typed(gateway: Web3ChainGateway) -> None:
     )
     with pytest.raises(TransactionRejected):
         gateway._t.send_raw_transaction(bytes(signed.raw_transaction))
+
+
+def test_a_deployment_interrupted_by_a_crash_is_resolved_from_the_chain(
+    handle: GatewayHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from settlement.chain.deployment import load_record, record_path
+
+    gw = handle.open()
+
+    def crash(*_: object) -> None:
+        raise RuntimeError("killed between mining and recording")
+
+    monkeypatch.setattr(Web3ChainGateway, "_finish_deployment", crash)
+    with pytest.raises(RuntimeError):
+        gw.ensure_deployed()
+    monkeypatch.undo()
+    path = record_path(handle.config.data_dir / "chain", gw.transport)
+    pending = load_record(path)
+    assert pending is not None and pending.status == "pending"
+    gw.close()
+    again = handle.open()
+    deployment = again.ensure_deployed()
+    assert deployment.address == pending.address  # found on chain, not deployed twice
+    assert deployment.tx_hash == pending.tx_hash
+    recorded = load_record(path)
+    assert recorded is not None and recorded.status == "deployed"
+
+
+def test_a_deployment_never_sent_is_made_anew(handle: GatewayHandle) -> None:
+    from dataclasses import replace as dc_replace
+
+    from settlement.chain.deployment import load_record, record_path, save_record
+
+    gw = handle.open()
+    deployment = gw.ensure_deployed()
+    path = record_path(handle.config.data_dir / "chain", gw.transport)
+    record = load_record(path)
+    assert record is not None
+    gw.close()
+    # As if the process died after recording the intent, before sending anything.
+    never_sent = dc_replace(
+        record,
+        status="pending",
+        nonce=record.nonce + 5,
+        address=new_address(),
+        tx_hash="0x" + "ab" * 32,
+        block_number=-1,
+        block_hash="",
+    )
+    save_record(path, never_sent)
+    again = handle.open()
+    fresh = again.ensure_deployed()
+    assert fresh.address not in (never_sent.address, deployment.address)
+    assert again.last_batch_number() == 0
