@@ -117,11 +117,13 @@ def _throughput_row(
     return result.as_dict()
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
+def run(
+    quick: bool = False, position_counts: tuple[int, ...] = POSITION_COUNTS
+) -> list[dict[str, Any]]:
     """Rows for `python -m bench` (gas rows carry `gas_used` and `positions`)."""
     transactions = TRANSACTIONS_QUICK if quick else TRANSACTIONS
     rows: list[dict[str, Any]] = []
-    for count, gas in settle_gas():
+    for count, gas in settle_gas(position_counts):
         row = {
             "name": f"chain.settle_gas.{count}",
             "backend": "embedded",
@@ -179,8 +181,14 @@ def format_report(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer transactions")
+    parser.add_argument(
+        "--positions",
+        default=",".join(str(c) for c in POSITION_COUNTS),
+        help="comma-separated position counts to measure (up to POSITIONS_MAX, 1000)",
+    )
     args = parser.parse_args()
-    print(format_report(run(quick=args.quick)))
+    counts = tuple(int(c) for c in args.positions.split(","))
+    print(format_report(run(quick=args.quick, position_counts=counts)))
 
 
 if __name__ == "__main__":

@@ -176,6 +176,8 @@ class RpcTransport(Transport):
             receipt = self._receipt(tx_hash)
             if receipt is not None:
                 mined_in = int(receipt["blockNumber"])
+                if self.confirmations == 1:
+                    return receipt  # the node's receipt is of its canonical chain
                 if self.head_block_number() - mined_in + 1 >= self.confirmations:
                     # Still in the canonical chain at that height (no reorganisation since)?
                     canonical = self.w3.eth.get_block(mined_in)["hash"]
