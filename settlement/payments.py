@@ -24,9 +24,11 @@ from typing import Any
 
 from sqlalchemy import Row, insert, select
 
+from fx.currency import to_major
 from fx.service import FxService
 from settlement.db import write_transaction
 from settlement.errors import LedgerError
+from settlement.ledger.events import event_row, write_events
 from settlement.ledger.model import (
     CLIENT_ID_LENGTH_MAX,
     BatchOutcome,
@@ -228,6 +230,35 @@ class Payments:
                     customer_rate=str(quote.customer_rate),
                 )
                 conn.execute(insert(payments).values(**row))
+                notice = {
+                    "id": payment.id,
+                    "client_id": payment.client_id,
+                    "quote_id": payment.quote_id,
+                    "from_wallet": payment.from_wallet_id,
+                    "to_wallet": payment.to_wallet_id,
+                    "sell": {
+                        "amount": to_major(quote.sell_amount_minor, quote.sell_currency),
+                        "currency": quote.sell_currency,
+                    },
+                    "fee": {
+                        "amount": to_major(quote.fee_minor, quote.sell_currency),
+                        "currency": quote.sell_currency,
+                    },
+                    "buy": {
+                        "amount": to_major(quote.buy_amount_minor, quote.buy_currency),
+                        "currency": quote.buy_currency,
+                    },
+                    "customer_rate": str(quote.customer_rate),
+                }
+                recipients = {(participant_id, request.from_wallet)}
+                recipients.add((buy_leg.credit_participant_id, buy_leg.credit_wallet_id))
+                write_events(
+                    conn,
+                    (
+                        event_row(who, "payment.completed", payment.id, notice, now, wallet)
+                        for who, wallet in sorted(recipients)
+                    ),
+                )
                 return payment, True
 
         return retrying(attempt)

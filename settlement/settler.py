@@ -37,6 +37,7 @@ from settlement.chain.gateway import (
 )
 from settlement.db import read_transaction, write_transaction
 from settlement.errors import LedgerError
+from settlement.ledger.events import event_row, write_events
 from settlement.ledger.service import Ledger
 from settlement.ledger.tables import batch_positions, settlement_accounts, settlement_windows
 
@@ -201,9 +202,22 @@ class Settler:
                 )
             )
             if done.rowcount == 1:
-                for position in conn.execute(
+                positions = conn.execute(
                     select(batch_positions).where(batch_positions.c.window_number == number)
-                ).all():
+                ).all()
+                notice = {
+                    "batch": number,
+                    "tx_hash": receipt.tx_hash,
+                    "block_number": receipt.block_number,
+                }
+                write_events(
+                    conn,
+                    (
+                        event_row(pid, "batch.settled", str(number), notice, self.clock())
+                        for pid in sorted({p.participant_id for p in positions})
+                    ),
+                )
+                for position in positions:
                     conn.execute(
                         update(settlement_accounts)
                         .where(

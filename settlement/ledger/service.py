@@ -22,6 +22,7 @@ from settlement.db import is_postgres, read_transaction, write_transaction
 from settlement.errors import LedgerError
 from settlement.ledger import rules
 from settlement.ledger.aliases import normalize_alias
+from settlement.ledger.events import event_row, transfer_event_rows, write_events
 from settlement.ledger.limits import TIER_DEFAULT
 from settlement.ledger.model import (
     BATCH_TRANSFERS_MAX,
@@ -504,7 +505,40 @@ class Ledger:
             with write_transaction(self.engine) as conn:
                 return Posting(conn, participant_id, self.clock()).run(requests)
 
-        return retrying(attempt)
+        results = retrying(attempt)
+        self._record_limit_refusals(participant_id, requests, results)
+        return results
+
+    def _record_limit_refusals(
+        self,
+        participant_id: str,
+        requests: Sequence[TransferRequest],
+        results: Sequence[BatchResult],
+    ) -> None:
+        """Tell the participant (and so its customer) when a limit stopped a transfer.
+
+        The refusal changed nothing, so this is written in a transaction of its own.
+        """
+        rows = [
+            event_row(
+                participant_id,
+                "limit.refused",
+                requests[r.index].client_id,
+                {
+                    "client_id": requests[r.index].client_id,
+                    "from_wallet": requests[r.index].from_wallet,
+                    "detail": r.error.detail,
+                    **r.error.extra,
+                },
+                self.clock(),
+                requests[r.index].from_wallet,
+            )
+            for r in results
+            if r.error is not None and r.error.code == "limit_exceeded"
+        ]
+        if rows:
+            with write_transaction(self.engine) as conn:
+                write_events(conn, rows)
 
     def post_pending(self, participant_id: str, transfer_id: str) -> Transfer:
         """Complete a pending transfer: the held funds reach the recipient."""
@@ -951,9 +985,12 @@ def _resolve(
         .where(transfers.c.id == transfer_id)
         .values(status=status.value, resolved_at_us=now, window_number=window)
     )
-    return transfer_from_row(
+    resolved = transfer_from_row(
         conn.execute(select(transfers).where(transfers.c.id == transfer_id)).one()
     )
+    event_type = "transfer.posted" if status is TransferStatus.POSTED else "transfer.voided"
+    write_events(conn, transfer_event_rows(resolved, event_type, now))
+    return resolved
 
 
 class Posting:
@@ -1353,6 +1390,14 @@ class Posting:
             index: replace(draft, seq=seq_of[index])
             for index, draft in zip(order, drafts, strict=True)
         }
+        write_events(
+            self.conn,
+            (
+                row
+                for transfer in created.values()
+                for row in transfer_event_rows(transfer, "transfer.created", self.now)
+            ),
+        )
         return created
 
 

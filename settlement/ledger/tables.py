@@ -222,3 +222,20 @@ settlement_accounts = Table(
     Column("unsettled_minor", BigInteger, nullable=False),
     Column("cap_minor", BigInteger, nullable=True),
 )
+
+events = Table(
+    "events",
+    metadata,
+    # The outbox: written in the same transaction as the change it reports, so no event
+    # is lost or invented when a process dies; delivered later (webhooks, streams).
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # The participant notified; a transfer between two participants notifies both.
+    Column("participant_id", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    # Events of one wallet are delivered in order.
+    Column("wallet_id", String(64), nullable=True),
+    Column("subject_id", String(64), nullable=False),
+    Column("payload", String, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_events_participant", "participant_id", "id"),
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from api.database import open_database
 from settlement.errors import LedgerError
@@ -15,6 +15,7 @@ from settlement.ledger.model import (
     TransferStatus,
 )
 from settlement.ledger.service import Ledger
+from settlement.ledger.tables import events
 from tests.helpers import allow_settlement_debits
 
 HOUR_US = 3600 * 1_000_000
@@ -396,3 +397,34 @@ def test_pending_transfer_nets_when_posted(ledger: Ledger) -> None:
     ledger.set_net_debit_cap("acme", "USD", 40_00)
     posted = ledger.post_pending("acme", held.id)
     assert posted.window_number == 1
+
+
+def _events(ledger: Ledger) -> list[tuple[str, str, str]]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(events).order_by(events.c.id)).all()
+    return [(r.participant_id, r.type, r.subject_id) for r in rows]
+
+
+def test_events_are_written_with_the_change_and_only_then(ledger: Ledger) -> None:
+    alice = _funded_wallet(ledger, "acme", 5_000_00)
+    bob = ledger.create_wallet("bolt").id
+    before = _events(ledger)
+    sent, _ = ledger.transfer("acme", TransferRequest("t", alice, "USD", 10_00, to_wallet=bob))
+    held, _ = ledger.transfer(
+        "acme", TransferRequest("h", alice, "USD", 5_00, to_wallet=bob, pending=True)
+    )
+    ledger.void_pending("acme", held.id)
+    with pytest.raises(LedgerError):
+        ledger.transfer("acme", TransferRequest("x", alice, "USD", 9_999_00, to_wallet=bob))
+    with pytest.raises(LedgerError):
+        ledger.transfer("acme", TransferRequest("y", alice, "USD", 1_00, to_wallet="w_none"))
+    ledger.transfer("acme", TransferRequest("t", alice, "USD", 10_00, to_wallet=bob))  # replay
+    assert _events(ledger)[len(before) :] == [
+        ("acme", "transfer.created", sent.id),
+        ("bolt", "transfer.created", sent.id),
+        ("acme", "transfer.created", held.id),
+        ("bolt", "transfer.created", held.id),
+        ("acme", "transfer.voided", held.id),
+        ("bolt", "transfer.voided", held.id),
+        ("acme", "limit.refused", "x"),
+    ]
