@@ -153,47 +153,51 @@ def _settled_windows(conn: Connection, numbers: Iterable[int] | None) -> list[Wi
 
 
 def _check_postings(conn: Connection, b: _Batch, number: int) -> None:
-    """Each transfer of the window against its own two postings (debit -a, credit +a)."""
-    rows = conn.execute(
+    """Each transfer of the window against its own two postings (debit -a, credit +a).
+
+    Entries are read from the entries side, joined to their transfer by its key (entries
+    have no index on transfer_seq: driving from transfers would scan entries per transfer).
+    """
+    window_transfers = conn.execute(
         select(
             transfers.c.seq,
             transfers.c.id,
             transfers.c.amount_minor,
             transfers.c.debit_account_id,
             transfers.c.credit_account_id,
+        )
+        .where(transfers.c.window_number == number)
+        .order_by(transfers.c.seq)
+    ).all()
+    postings: dict[int, list[Any]] = defaultdict(list)
+    for row in conn.execute(
+        select(
+            entries.c.transfer_seq,
             entries.c.account_id,
             entries.c.delta_minor,
             accounts.c.wallet_id,
             accounts.c.currency,
         )
-        .select_from(transfers)
-        .outerjoin(entries, entries.c.transfer_seq == transfers.c.seq)
-        .outerjoin(accounts, accounts.c.id == entries.c.account_id)
-        .where(transfers.c.window_number == number)
-        .order_by(transfers.c.seq, entries.c.id)
-    ).all()
-    by_seq: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
-        by_seq[row.seq].append(row)
-    for seq, group in by_seq.items():
-        first = group[0]
-        postings = sorted((r.account_id, r.delta_minor) for r in group if r.account_id is not None)
-        expected = sorted(
-            [
-                (first.debit_account_id, -first.amount_minor),
-                (first.credit_account_id, first.amount_minor),
-            ]
-        )
-        if postings != expected:
-            moved = ", ".join(
-                f"{r.wallet_id} {r.currency} {r.delta_minor:+d}"
-                for r in group
-                if r.account_id is not None
+        .select_from(
+            entries.join(transfers, transfers.c.seq == entries.c.transfer_seq).join(
+                accounts, accounts.c.id == entries.c.account_id
             )
+        )
+        .where(transfers.c.window_number == number)
+        .order_by(entries.c.id)
+    ):
+        postings[row.transfer_seq].append(row)
+    for t in window_transfers:
+        moved = postings.get(t.seq, [])
+        expected = sorted(
+            [(t.debit_account_id, -t.amount_minor), (t.credit_account_id, t.amount_minor)]
+        )
+        if sorted((r.account_id, r.delta_minor) for r in moved) != expected:
+            what = ", ".join(f"{r.wallet_id} {r.currency} {r.delta_minor:+d}" for r in moved)
             b.differ(
                 "ledger.postings",
-                f"transfer {first.id} (seq {seq}) is for {first.amount_minor} but its postings "
-                f"move {moved or 'nothing'}: the transfer row or its entries were changed",
+                f"transfer {t.id} (seq {t.seq}) is for {t.amount_minor} but its postings "
+                f"move {what or 'nothing'}: the transfer row or its entries were changed",
             )
 
 

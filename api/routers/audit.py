@@ -14,9 +14,9 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends
@@ -27,11 +27,13 @@ from api.auth import CorridorDep, Principal, Reader, require
 from api.auth_store import Role
 from api.context import Corridor
 from api.problems import ApiError
-from settlement.audit.export import BatchExport, TransferProof, transfer_proofs
+from settlement.audit.export import BatchExport, TransferProof
+from settlement.audit.leaves import TransferLeaf, transfer_leaves_of
 from settlement.batches import Window, WindowStatus, get_window, rebuild_batch
 from settlement.chain import ChainError, ChainGateway, ChainRevertError, open_gateway
 from settlement.db import read_transaction
 from settlement.ledger.model import Transfer
+from settlement.merkle import StandardMerkleTree
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -75,38 +77,55 @@ def reading_chain(corridor: Corridor, *, read_only: bool = False) -> Iterator[Ch
         raise chain_error(error) from None
 
 
-class _ExportCache:
+@dataclass(frozen=True)
+class BuiltBatch:
+    """A settled batch rebuilt from the ledger, with its transfers tree loaded once and
+    each transfer's value index, so that a proof costs one `get_proof`."""
+
+    export: BatchExport
+    tree: StandardMerkleTree
+    leaves: tuple[TransferLeaf, ...]
+    index: Mapping[str, int]
+
+    @classmethod
+    def of(cls, export: BatchExport) -> BuiltBatch:
+        tree = export.transfers_tree()
+        leaves = tuple(transfer_leaves_of(tree))
+        return cls(export, tree, leaves, {leaf.transfer_id: i for i, leaf in enumerate(leaves)})
+
+
+class _BatchCache:
     """The last few rebuilt batches (LRU). A settled window never changes, so a rebuilt
     batch stays valid; reconciliation always rebuilds afresh, so tampering is still seen."""
 
     def __init__(self) -> None:
-        self._items: OrderedDict[int, BatchExport] = OrderedDict()
+        self._items: OrderedDict[int, BuiltBatch] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, number: int) -> BatchExport | None:
+    def get(self, number: int) -> BuiltBatch | None:
         with self._lock:
             found = self._items.get(number)
             if found is not None:
                 self._items.move_to_end(number)
             return found
 
-    def put(self, number: int, export: BatchExport) -> None:
+    def put(self, number: int, built: BuiltBatch) -> None:
         with self._lock:
-            self._items[number] = export
+            self._items[number] = built
             self._items.move_to_end(number)
             while len(self._items) > EXPORT_CACHE_BATCHES_MAX:
                 self._items.popitem(last=False)
 
 
-_caches: weakref.WeakKeyDictionary[Engine, _ExportCache] = weakref.WeakKeyDictionary()
+_caches: weakref.WeakKeyDictionary[Engine, _BatchCache] = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
 
 
-def _cache_of(engine: Engine) -> _ExportCache:
+def _cache_of(engine: Engine) -> _BatchCache:
     with _caches_lock:
         cache = _caches.get(engine)
         if cache is None:
-            cache = _caches[engine] = _ExportCache()
+            cache = _caches[engine] = _BatchCache()
         return cache
 
 
@@ -150,29 +169,38 @@ def transfer_window(engine: Engine, transfer: Transfer) -> Window:
     return window
 
 
-def settled_export(engine: Engine, window: Window, *, cached: bool = True) -> BatchExport:
+def settled_batch(engine: Engine, window: Window, *, cached: bool = True) -> BuiltBatch:
     """A settled window's batch rebuilt from the ledger (the last few are cached)."""
     cache = _cache_of(engine)
-    export = cache.get(window.number) if cached else None
-    if export is None:
+    built = cache.get(window.number) if cached else None
+    if built is None:
         with read_transaction(engine) as conn:
-            export = rebuild_batch(conn, window.number)
+            built = BuiltBatch.of(rebuild_batch(conn, window.number))
         if cached:
-            cache.put(window.number, export)
-    return export
+            cache.put(window.number, built)
+    return built
 
 
-def stamped_export(engine: Engine, window: Window, gateway: ChainGateway) -> BatchExport:
-    """The rebuilt batch, stamped with where it was settled (chain, contract, tx, block)."""
+def settled_export(engine: Engine, window: Window, *, cached: bool = True) -> BatchExport:
+    """A settled window's batch rebuilt from the ledger, not yet stamped with the chain."""
+    return settled_batch(engine, window, cached=cached).export
+
+
+def _stamp(export: BatchExport, window: Window, gateway: ChainGateway) -> BatchExport:
     deployment = gateway.deployment()
     assert deployment is not None, "an attached gateway has a deployment"
     assert window.tx_hash is not None and window.block_number is not None
-    return settled_export(engine, window).with_chain(
+    return export.with_chain(
         chain_id=deployment.chain_id,
         contract_address=deployment.address,
         chain_tx_hash=window.tx_hash,
         block_number=window.block_number,
     )
+
+
+def stamped_export(engine: Engine, window: Window, gateway: ChainGateway) -> BatchExport:
+    """The rebuilt batch, stamped with where it was settled (chain, contract, tx, block)."""
+    return _stamp(settled_export(engine, window), window, gateway)
 
 
 def proof_document(
@@ -182,10 +210,19 @@ def proof_document(
     docs/AUDIT.md's proof format, plus the transfer id, where the batch lives and whether
     the contract's own `verifyTransfer` view accepts the proof."""
     window = transfer_window(engine, transfer)
-    export = stamped_export(engine, window, gateway)
-    found = transfer_proofs(export, [transfer.id])
-    assert len(found) == 1, f"transfer {transfer.id} has {len(found)} leaves in its batch"
-    proof = found[0]
+    built = settled_batch(engine, window)
+    export = _stamp(built.export, window, gateway)
+    position = built.index.get(transfer.id)
+    assert position is not None, f"transfer {transfer.id} has no leaf in batch {window.number}"
+    proof = TransferProof(
+        batch_number=export.batch_number,
+        leaf=built.leaves[position],
+        proof=tuple(built.tree.get_proof(position)),
+        transfers_root=built.tree.root,
+        leaf_schema_version=export.leaf_schema_version,
+        chain_tx_hash=export.chain_tx_hash,
+        block_number=export.block_number,
+    )
     accepted = gateway.verify_transfer(
         proof.batch_number,
         bytes.fromhex(proof.leaf_hash.removeprefix("0x")),
