@@ -14,6 +14,7 @@ import platform
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -158,6 +159,10 @@ class Result:
     target_tps_min: float | None = None
     target_p99_ms_max: float | None = None
     errors: int = 0
+    # CPU the benchmark's own processes (and the API server's) used per transfer, and the
+    # CPU other processes of the machine used meanwhile (100 = one core).
+    cpu_ms_per_transfer: float | None = None
+    other_cpu_pct: float | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -188,6 +193,8 @@ class Result:
             max_ms=_round(max(lat_ms)) if lat_ms else None,
             elapsed_s=round(self.elapsed_s, 3),
             peak_rss_mb=None if self.peak_rss_mb is None else round(self.peak_rss_mb, 1),
+            cpu_ms_per_transfer=_round_opt(self.cpu_ms_per_transfer),
+            other_cpu_pct=None if self.other_cpu_pct is None else round(self.other_cpu_pct),
             target_met=self.target_met(),
         )
         return data
@@ -200,6 +207,10 @@ def skipped(name: str, backend: str, reason: str) -> dict[str, Any]:
 
 def _round(value: float) -> float | None:
     return None if value != value else round(value, 3)  # NaN -> None
+
+
+def _round_opt(value: float | None) -> float | None:
+    return None if value is None else _round(value)
 
 
 def matches(name: str, patterns: Sequence[str] | None) -> bool:
@@ -237,15 +248,22 @@ def _fmt(value: Any, digits: int = 1) -> str:
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (heading, key in the result dict, alignment)
     ("scenario", "name", "<"),
-    ("workload", "workload", "<"),
     ("transfers", "transfers", ">"),
     ("transfers/s", "throughput_tps", ">"),
     ("p50 ms", "p50_ms", ">"),
     ("p99 ms", "p99_ms", ">"),
     ("latency of", "latency_of", "<"),
+    ("CPU ms/transfer", "cpu_ms_per_transfer", ">"),
+    ("other CPU %", "other_cpu_pct", ">"),
     ("peak RSS MB", "peak_rss_mb", ">"),
     ("target", "target", "<"),
     ("met", "target_met", "<"),
+)
+TABLE_FOOTNOTE = (
+    "CPU ms/transfer: CPU of the benchmark process and of the API server per transfer "
+    "(PostgreSQL's own not included). other CPU %: what every other process of the machine "
+    "used meanwhile, PostgreSQL included (100 = one core): high values mean a busy machine "
+    "or, on PostgreSQL, the database's share of the work."
 )
 
 
@@ -260,8 +278,10 @@ def format_table(rows: Iterable[dict[str, Any]]) -> str:
         cells = []
         for _, key, _ in COLUMNS:
             value = row.get(key)
-            if key in ("p50_ms", "p99_ms"):
+            if key in ("p50_ms", "p99_ms", "cpu_ms_per_transfer"):
                 cells.append(_fmt(value, 2))
+            elif key == "other_cpu_pct" and isinstance(value, int | float):
+                cells.append(f"{value:.0f}")
             else:
                 cells.append(_fmt(value))
         if row.get("errors"):
@@ -281,6 +301,8 @@ def format_table(rows: Iterable[dict[str, Any]]) -> str:
     out = [line(headings), line(["-" * w for w in widths])]
     out.extend(line(cells) for cells in body)
     out.extend(skips)
+    if body:
+        out.append(textwrap.fill(TABLE_FOOTNOTE, width=100))
     return "\n".join(out)
 
 
@@ -295,7 +317,8 @@ def print_result(row: dict[str, Any]) -> None:
         f"    {_fmt(row.get('transfers'))} transfers in {_fmt(row.get('elapsed_s'), 2)} s = "
         f"{_fmt(row.get('throughput_tps'))} transfers/s; per {row.get('latency_of')}: "
         f"p50 {_fmt(row.get('p50_ms'), 2)} ms, p99 {_fmt(row.get('p99_ms'), 2)} ms; "
-        f"peak RSS {_fmt(rss)} MB"
+        f"peak RSS {_fmt(rss)} MB; CPU {_fmt(row.get('cpu_ms_per_transfer'), 2)} ms/transfer; "
+        f"other processes {_fmt(row.get('other_cpu_pct'))}% CPU"
         + (f"; target {row['target']}: {_fmt(row.get('target_met'))}" if row.get("target") else "")
         + (f"; {row['errors']} errors" if row.get("errors") else ""),
         flush=True,
@@ -330,6 +353,9 @@ def _memory_total_mb() -> float | None:
 
 
 def _git_commit() -> str | None:
+    """The commit measured; CORRIDOR_BENCH_COMMIT names it for a tree without .git."""
+    if os.environ.get("CORRIDOR_BENCH_COMMIT"):
+        return os.environ["CORRIDOR_BENCH_COMMIT"]
     try:
         done = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -409,3 +435,53 @@ def cpu_seconds(pid: int | str = "self") -> float | None:
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time of a process and its living descendants (uvicorn workers)."""
     return sum(cpu_seconds(p) or 0.0 for p in process_tree(pid))
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU time all processes of the machine have used since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields_ = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    busy = sum(fields_) - fields_[3] - (fields_[4] if len(fields_) > 4 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used during a scenario: by the benchmark's own processes, and by everything else.
+
+    The machine may be shared (other test runs, other services): `other_pct` says how much
+    of it was busy with something else while the figures were taken (PostgreSQL's server
+    processes count as "other": they are part of the workload on PostgreSQL scenarios).
+    """
+
+    def __init__(self, server_pid: int | None = None) -> None:
+        self.server_pid = server_pid
+        self._wall = time.perf_counter()
+        self._own = self._own_now()
+        self._machine = machine_busy_seconds()
+        self.wall_s = self.own_s = 0.0
+        self.other_s: float | None = None
+
+    def _own_now(self) -> float:
+        own = time.process_time()
+        if self.server_pid is not None:
+            own += tree_cpu_seconds(self.server_pid)
+        return own
+
+    def stop(self) -> CpuMeter:
+        self.wall_s = time.perf_counter() - self._wall
+        self.own_s = self._own_now() - self._own
+        machine = machine_busy_seconds()
+        if machine is not None and self._machine is not None:
+            self.other_s = max(0.0, machine - self._machine - self.own_s)
+        return self
+
+    def record(self, result: Result) -> None:
+        """CPU per transfer of our processes, and other processes' load, into a result."""
+        if result.transfers:
+            result.cpu_ms_per_transfer = 1000 * self.own_s / result.transfers
+        if self.other_s is not None and self.wall_s > 0:
+            result.other_cpu_pct = 100 * self.other_s / self.wall_s

@@ -9,6 +9,11 @@ real traffic would, and every transfer has its own id. The scenarios of one back
 its database in the order listed in SCENARIOS; after each, the number of transfers
 written is checked against the database.
 
+The `-xpartner` scenario adds three more partners with their own wallets and sends
+transfers between random wallets of all four, each by the sender's partner with its own
+API key: about three in four cross partners, so they also update both partners' net
+positions in the open settlement window (net debit caps are set high enough).
+
 Targets (printed beside the figures, never asserted): batch posting >= 10,000 transfers/s;
 single transfers over HTTP >= 1,000/s with p99 <= 100 ms, on a 2-core machine.
 """
@@ -32,6 +37,7 @@ from api.auth_store import KeyStore, Role
 from api.database import open_database
 from bench.common import (
     RESULTS_DIR,
+    CpuMeter,
     Result,
     matches,
     peak_rss_mb,
@@ -46,6 +52,9 @@ from settlement.ledger.tables import transfers
 
 POSTGRES_DSN_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 PARTICIPANT_ID = "bench"
+# The partners of the cross-partner scenario: PARTICIPANT_ID and these.
+OTHER_PARTNERS = ("bench-b", "bench-c", "bench-d")
+NET_DEBIT_CAP_MINOR = 10**15
 CURRENCY = "USD"
 # Enough that no random sequence of benchmark transfers can empty a wallet.
 OPENING_BALANCE_MINOR = 10**12
@@ -129,10 +138,37 @@ class Fixture:
     data_dir: Path
     sizes: Sizes
     profile: bool
+    # Cross-partner scenario: every partner's wallets, owners and keys (seeded on demand).
+    partner_wallets: list[str] | None = None
+    owner: dict[str, str] | None = None
+    api_keys: dict[str, str] | None = None
+
+    def seed_partners(self) -> None:
+        """Three more partners with as many wallets together as the first one has."""
+        if self.partner_wallets is not None:
+            return
+        started = time.perf_counter()
+        owner = dict.fromkeys(self.wallet_ids, PARTICIPANT_ID)
+        keys = {PARTICIPANT_ID: self.api_key}
+        per_partner = max(2, len(self.wallet_ids) // len(OTHER_PARTNERS))
+        for partner in OTHER_PARTNERS:
+            self.ledger.create_participant(f"Benchmark partner {partner}", participant_id=partner)
+            wallet_ids = _funded_wallets(self.ledger, partner, per_partner)
+            owner.update(dict.fromkeys(wallet_ids, partner))
+            _, keys[partner] = KeyStore(self.engine).create(Role.PARTICIPANT, now_us(), partner)
+        for partner in (PARTICIPANT_ID, *OTHER_PARTNERS):
+            self.ledger.set_net_debit_cap(partner, CURRENCY, NET_DEBIT_CAP_MINOR)
+        self.partner_wallets, self.owner, self.api_keys = list(owner), owner, keys
+        print(
+            f"  {self.backend}: seeded {len(OTHER_PARTNERS)} more partners with "
+            f"{per_partner * len(OTHER_PARTNERS):,} wallets in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
 
     def count_transfers(self, prefix: str) -> int:
         query = select(func.count()).where(
-            transfers.c.participant_id == PARTICIPANT_ID,
+            transfers.c.participant_id.in_([PARTICIPANT_ID, *OTHER_PARTNERS]),
             transfers.c.client_id.startswith(prefix, autoescape=True),
         )
         with self.engine.connect() as conn:
@@ -168,10 +204,22 @@ def seed(backend: str, url: str, scratch: Path, sizes: Sizes, profile: bool) -> 
     engine = open_database(url)
     ledger = Ledger(engine)
     ledger.create_participant("Benchmark partner", participant_id=PARTICIPANT_ID)
+    wallet_ids = _funded_wallets(ledger, PARTICIPANT_ID, sizes.wallets)
+    _, api_key = KeyStore(engine).create(Role.PARTICIPANT, now_us(), PARTICIPANT_ID)
+    print(
+        f"  {backend}: seeded {len(wallet_ids):,} funded wallets in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    return Fixture(backend, url, engine, ledger, wallet_ids, api_key, scratch, sizes, profile)
+
+
+def _funded_wallets(ledger: Ledger, participant_id: str, count: int) -> list[str]:
+    """`count` new enhanced-tier customer wallets of a participant, each well funded."""
     wallet_ids = [
-        ledger.create_wallet(PARTICIPANT_ID, kyc_tier="enhanced").id for _ in range(sizes.wallets)
+        ledger.create_wallet(participant_id, kyc_tier="enhanced").id for _ in range(count)
     ]
-    funding = f"{PARTICIPANT_ID}.funding"
+    funding = f"{participant_id}.funding"
     for start in range(0, len(wallet_ids), BATCH_SIZE_MAX):
         deposits = [
             TransferRequest(
@@ -186,15 +234,9 @@ def seed(backend: str, url: str, scratch: Path, sizes: Sizes, profile: bool) -> 
                 wallet_ids[start : start + BATCH_SIZE_MAX], start=start
             )
         ]
-        results = ledger.post_batch(PARTICIPANT_ID, deposits)
+        results = ledger.post_batch(participant_id, deposits)
         assert all(r.outcome is BatchOutcome.CREATED for r in results), "seeding failed"
-    _, api_key = KeyStore(engine).create(Role.PARTICIPANT, now_us(), PARTICIPANT_ID)
-    print(
-        f"  {backend}: seeded {len(wallet_ids):,} funded wallets in "
-        f"{time.perf_counter() - started:.1f} s",
-        flush=True,
-    )
-    return Fixture(backend, url, engine, ledger, wallet_ids, api_key, scratch, sizes, profile)
+    return wallet_ids
 
 
 # ----------------------------------------------------------------------------- workload
@@ -208,11 +250,13 @@ class Move:
     amount_minor: int
 
 
-def moves(fx: Fixture, tag: str, count: int, seed: int) -> list[Move]:
+def moves(
+    fx: Fixture, tag: str, count: int, seed: int, wallets: Sequence[str] | None = None
+) -> list[Move]:
     """`count` transfers between random distinct wallets, with ids unique to this run."""
     rng = random.Random(seed)
     run = secrets.token_hex(4)
-    wallets = fx.wallet_ids
+    wallets = fx.wallet_ids if wallets is None else wallets
     found = []
     for index in range(count):
         sender, recipient = rng.sample(range(len(wallets)), 2)
@@ -299,6 +343,7 @@ def inproc_single(fx: Fixture, name: str) -> Result:
     latencies: list[float] = []
     reset_peak_rss()
     with profiled(fx, name) as notes:
+        meter = CpuMeter()
         started = time.perf_counter()
         deadline = started + sizes.time_cap_s
         for request in requests:
@@ -309,6 +354,7 @@ def inproc_single(fx: Fixture, name: str) -> Result:
             if after > deadline:
                 break
         elapsed = time.perf_counter() - started
+        meter.stop()
     result = Result(
         name=name,
         backend=fx.backend,
@@ -320,6 +366,7 @@ def inproc_single(fx: Fixture, name: str) -> Result:
         peak_rss_mb=peak_rss_mb(),
         notes=notes,
     )
+    meter.record(result)
     _verify(fx, result, f"{tag}-", len(latencies))
     return result
 
@@ -338,6 +385,7 @@ def inproc_batch(fx: Fixture, name: str, batch_size: int, batches: int) -> Resul
     posted = failed = 0
     reset_peak_rss()
     with profiled(fx, name) as notes:
+        meter = CpuMeter()
         started = time.perf_counter()
         deadline = started + sizes.time_cap_s
         for chunk in chunks:
@@ -351,6 +399,7 @@ def inproc_batch(fx: Fixture, name: str, batch_size: int, batches: int) -> Resul
             if after > deadline:
                 break
         elapsed = time.perf_counter() - started
+        meter.stop()
     result = Result(
         name=name,
         backend=fx.backend,
@@ -368,6 +417,7 @@ def inproc_batch(fx: Fixture, name: str, batch_size: int, batches: int) -> Resul
         errors=failed,
         notes=notes,
     )
+    meter.record(result)
     _verify(fx, result, f"{tag}-", posted)
     return result
 
@@ -375,14 +425,20 @@ def inproc_batch(fx: Fixture, name: str, batch_size: int, batches: int) -> Resul
 # ------------------------------------------------------------------------ HTTP scenarios
 
 
+def _measure(
+    server: ServerProcess, requests: Sequence[bytes], concurrency: int, time_cap_s: float
+) -> tuple[LoadOutcome, CpuMeter]:
+    meter = CpuMeter(server.pid)
+    outcome = drive(server, requests, concurrency, time_cap_s)
+    return outcome, meter.stop()
+
+
 def _http_figures(
-    fx: Fixture,
-    server: ServerProcess,
-    outcome: LoadOutcome,
-    result: Result,
+    server: ServerProcess, outcome: LoadOutcome, meter: CpuMeter, result: Result
 ) -> None:
     result.peak_rss_mb = server.peak_rss_mb()
     result.errors += outcome.errors
+    meter.record(result)
     client_pct = 100 * outcome.client_cpu_s / outcome.elapsed_s if outcome.elapsed_s else 0.0
     server_pct = 100 * outcome.server_cpu_s / outcome.elapsed_s if outcome.elapsed_s else 0.0
     cores = os.cpu_count() or 1
@@ -399,28 +455,52 @@ def _http_figures(
         f"(100% = one core; {cores} cores); peak RSS is the server's"
     )
     result.notes.extend(outcome.error_samples)
+    if outcome.errors:
+        failures = [
+            line.strip()
+            for line in server.log_tail(400).splitlines()
+            if "Error" in line or "Exception" in line
+        ]
+        if failures:
+            result.notes.append(f"server log: {failures[-1][:300]}")
 
 
-def http_single(fx: Fixture, name: str, workers: int) -> Result:
+def http_single(fx: Fixture, name: str, workers: int, cross_partner: bool = False) -> Result:
     """POST /v1/transfers from `http_concurrency` keep-alive connections at once."""
     sizes = fx.sizes
     concurrency = sizes.http_concurrency
+    wallets: Sequence[str] = fx.wallet_ids
+    if cross_partner:
+        fx.seed_partners()
+        assert fx.partner_wallets is not None
+        wallets = fx.partner_wallets
     with uvicorn_server(fx.url, fx.data_dir / name, workers) as server:
 
         def encode(move: Move) -> bytes:
-            return encode_post(server.port, "/v1/transfers", fx.api_key, as_json(move))
+            key = fx.api_key
+            if fx.owner is not None and fx.api_keys is not None:
+                key = fx.api_keys[fx.owner[move.from_wallet]]
+            return encode_post(server.port, "/v1/transfers", key, as_json(move))
 
-        warm = [encode(m) for m in moves(fx, f"{name}-warm", 4 * concurrency, seed=5)]
-        drive(server, warm, concurrency)
+        warm = moves(fx, f"{name}-warm", 4 * concurrency, seed=5, wallets=wallets)
+        drive(server, [encode(m) for m in warm], concurrency)
         tag = f"{name}-run"
-        requests = [encode(m) for m in moves(fx, tag, sizes.http_single, seed=6)]
-        outcome = drive(server, requests, concurrency, sizes.time_cap_s)
+        run_moves = moves(fx, tag, sizes.http_single, seed=6, wallets=wallets)
+        outcome, meter = _measure(
+            server, [encode(m) for m in run_moves], concurrency, sizes.time_cap_s
+        )
+        partners = (
+            f"{1 + len(OTHER_PARTNERS)} partners, {len(wallets):,} wallets, "
+            "~3/4 of transfers cross partners"
+            if cross_partner
+            else f"{len(wallets):,} wallets"
+        )
         result = Result(
             name=name,
             backend=fx.backend,
             workload=(
                 f"HTTP POST /v1/transfers, {concurrency} concurrent clients, "
-                f"uvicorn x{workers}, {len(fx.wallet_ids):,} wallets"
+                f"uvicorn x{workers}, {partners}"
             ),
             transfers=outcome.ok,
             elapsed_s=outcome.elapsed_s,
@@ -432,7 +512,7 @@ def http_single(fx: Fixture, name: str, workers: int) -> Result:
             target_tps_min=TARGET_HTTP_SINGLE_TPS,
             target_p99_ms_max=TARGET_HTTP_SINGLE_P99_MS,
         )
-        _http_figures(fx, server, outcome, result)
+        _http_figures(server, outcome, meter, result)
     _verify(fx, result, f"{tag}-", outcome.ok)
     return result
 
@@ -452,7 +532,7 @@ def http_batch(fx: Fixture, name: str, workers: int, batch_size: int = 100) -> R
         tag = f"{name}-run"
         run_moves = moves(fx, tag, batch_size * sizes.http_batches_100, seed=8)
         requests = [encode(c) for c in _chunked(run_moves, batch_size)]
-        outcome = drive(server, requests, concurrency, sizes.time_cap_s)
+        outcome, meter = _measure(server, requests, concurrency, sizes.time_cap_s)
         result = Result(
             name=name,
             backend=fx.backend,
@@ -467,7 +547,7 @@ def http_batch(fx: Fixture, name: str, workers: int, batch_size: int = 100) -> R
             target=f">= {TARGET_BATCH_TPS:,.0f}/s",
             target_tps_min=TARGET_BATCH_TPS,
         )
-        _http_figures(fx, server, outcome, result)
+        _http_figures(server, outcome, meter, result)
     # Any item that failed inside an accepted batch shows up here as a missing transfer.
     _verify(fx, result, f"{tag}-", outcome.ok * batch_size)
     return result
@@ -508,6 +588,21 @@ def _scenarios() -> list[Scenario]:
                 Scenario(f"{prefix}.http-single-w2", backend, lambda fx, n: http_single(fx, n, 2)),
                 Scenario(f"{prefix}.http-batch100-w2", backend, lambda fx, n: http_batch(fx, n, 2)),
             ]
+            found.append(
+                Scenario(
+                    f"{prefix}.http-single-xpartner-w2",
+                    backend,
+                    lambda fx, n: http_single(fx, n, 2, cross_partner=True),
+                )
+            )
+        else:
+            found.append(
+                Scenario(
+                    f"{prefix}.http-single-xpartner",
+                    backend,
+                    lambda fx, n: http_single(fx, n, 1, cross_partner=True),
+                )
+            )
     return found
 
 
