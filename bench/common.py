@@ -271,9 +271,14 @@ def format_table(rows: Iterable[dict[str, Any]]) -> str:
     """One aligned text table; skipped scenarios show their reason across the row."""
     body: list[list[str]] = []
     skips: list[str] = []
+    others: list[str] = []
     for row in rows:
         if row.get("skipped"):
             skips.append(f"  skipped {row.get('name', '?')}: {row['skipped']}")
+            continue
+        if "throughput_tps" not in row:
+            # Figures of another kind (gas, sizes): the row's own description carries them.
+            others.append(f"  {row.get('name', '?')}: {row.get('workload') or row}")
             continue
         cells = []
         for _, key, _ in COLUMNS:
@@ -300,6 +305,7 @@ def format_table(rows: Iterable[dict[str, Any]]) -> str:
 
     out = [line(headings), line(["-" * w for w in widths])]
     out.extend(line(cells) for cells in body)
+    out.extend(others)
     out.extend(skips)
     if body:
         out.append(textwrap.fill(TABLE_FOOTNOTE, width=100))

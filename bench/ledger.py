@@ -83,14 +83,14 @@ class Sizes:
 
 FULL = Sizes(
     wallets=1000,
-    single=2000,
+    single=1500,
     batches_100=60,
-    batches_8190=4,
-    http_single=5000,
-    http_batches_100=150,
+    batches_8190=3,
+    http_single=4000,
+    http_batches_100=100,
     http_concurrency=32,
     http_batch_concurrency=4,
-    time_cap_s=20.0,
+    time_cap_s=15.0,
 )
 QUICK = Sizes(
     wallets=200,
