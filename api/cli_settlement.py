@@ -21,6 +21,7 @@ from typing import Annotated, Any, Final
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import select
 
 from api.context import Corridor
@@ -287,9 +288,11 @@ def audit_proof(
     accepted = document["verifiedOnChain"]
     lines = [
         f"transfer [bold]{leaf.transfer_id}[/bold] (seq {leaf.seq}) in batch {proof.batch_number}",
-        f"  {leaf.debit_participant}/{leaf.debit_wallet} -> "
-        f"{leaf.credit_participant}/{leaf.credit_wallet}  "
-        f"{_money(leaf.amount_minor, leaf.currency)}",
+        escape(
+            f"  {leaf.debit_participant}/{leaf.debit_wallet} -> "
+            f"{leaf.credit_participant}/{leaf.credit_wallet}  "
+            f"{_money(leaf.amount_minor, leaf.currency)}"
+        ),
         f"  leaf hash      {proof.leaf_hash}",
         f"  proof          {len(proof.proof)} sibling hash(es)",
         *(f"                 {p}" for p in proof.proof),
@@ -627,7 +630,8 @@ def verify(
         f"chain {chain['chain_id']} ({chain['transport']}), contract "
         f"{chain['contract_address']}, {chain['last_batch']} batch(es) settled"
     )
-    lines = [head, *outcome.report.lines(), f"({outcome.elapsed_s:.2f} s)"]
+    # Messages quote exported values, which may look like rich markup: print them as text.
+    lines = [head, *(escape(x) for x in outcome.report.lines()), f"({outcome.elapsed_s:.2f} s)"]
     if outcome.report.ok:
         lines[1] = f"[green]{lines[1]}[/green]"
     else:

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from api.cli_settlement import run_verify, settle_now
 from api.context import Corridor
@@ -242,7 +243,7 @@ def _story(corridor: Corridor, story: _Story, summary: dict[str, Any]) -> int:
             on_chain = read_chain_batch(reader, proof.batch_number)
         assert on_chain is not None
         python_check = verify_transfer_proof(proof, chain=on_chain)
-        story.say(f"leaf {document['leaf']}")
+        story.say(escape(f"leaf {document['leaf']}"))
         story.say(f"leaf hash {proof.leaf_hash}, {len(proof.proof)} sibling hash(es)")
         story.say(f"root on chain {on_chain.transfers_root}")
         story.say(
@@ -271,7 +272,7 @@ def _story(corridor: Corridor, story: _Story, summary: dict[str, Any]) -> int:
             f"{deployment.address} EXPORT_DIR --proof proof.json"
         )
         for line in outcome.report.lines():
-            story.say(line)
+            story.say(escape(line))
         report = reconcile(corridor.engine, gateway, [batch.number])
         story.say(
             f"reconciliation of batch {batch.number} (database vs chain): "
