@@ -10,6 +10,7 @@ from rich.console import Console
 
 from api.auth_store import Role
 from api.cli_network import network_app
+from api.cli_settlement import register_settlement_commands
 from api.context import Corridor
 from api.settings import Settings
 
@@ -23,6 +24,7 @@ fx_app = typer.Typer(help="FX rates and their sources.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(fx_app, name="fx")
 app.add_typer(network_app, name="network")
+register_settlement_commands(app)  # settle, audit proof|export, verify, chain info, demo
 console = Console()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]

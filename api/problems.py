@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fx.currency import CurrencyError
 from fx.errors import FxError
+from settlement.chain.errors import ChainError, ChainRevertError
 from settlement.errors import LedgerError
 
 PROBLEM_JSON = "application/problem+json"
@@ -35,6 +36,13 @@ _STATUS_BY_CODE = {
     "payload_too_large": 413,
     "source_unavailable": 503,
     "no_fresh_rate": 503,
+    # step-up confirmation and webhooks (issue 6)
+    "step_up_required": 403,
+    "step_up_invalid_signature": 403,
+    "step_up_expired": 403,
+    "step_up_replayed": 409,
+    "delivery_not_finished": 409,
+    "too_many_subscriptions": 409,
 }
 
 
@@ -90,6 +98,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(FxError)
     async def _fx(request: Request, exc: FxError) -> JSONResponse:
         return problem(status_for(exc.code), exc.code, exc.detail, request.url.path)
+
+    @app.exception_handler(ChainError)
+    async def _chain(request: Request, exc: ChainError) -> JSONResponse:
+        # A revert is a refusal by the contract; anything else means the chain is not
+        # reachable or not answering now: try again later.
+        status = 422 if isinstance(exc, ChainRevertError) else 503
+        return problem(status, exc.code, str(exc), request.url.path)
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:

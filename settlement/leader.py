@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-# Any constant works: it only has to be the same in every Corridor process.
-SETTLEMENT_LOCK_KEY = 0x636F7273  # "cors"
+# One lock per Corridor database (database and schema): deployments sharing a PostgreSQL
+# server, or tests in separate schemas, do not take each other's lead.
+_LOCK_KEY_SQL = "hashtext(current_database() || '.' || current_schema() || '.settlement')"
 
 
 class LeaderLock:
@@ -35,9 +36,7 @@ class LeaderLock:
             return True
         if self.engine.dialect.name == "postgresql":
             conn = self.engine.connect()
-            got = conn.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": SETTLEMENT_LOCK_KEY}
-            ).scalar()
+            got = conn.execute(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY_SQL})")).scalar()
             conn.commit()
             if got:
                 self._held = conn
@@ -58,9 +57,7 @@ class LeaderLock:
         if self._held is None:
             return
         if self.engine.dialect.name == "postgresql":
-            self._held.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": SETTLEMENT_LOCK_KEY}
-            )
+            self._held.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY_SQL})"))
             self._held.commit()
             self._held.close()
         else:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eth_utils import keccak
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from settlement.batches import (
     Window,
@@ -39,7 +39,12 @@ from settlement.db import read_transaction, write_transaction
 from settlement.errors import LedgerError
 from settlement.ledger.events import event_row, write_events
 from settlement.ledger.service import Ledger
-from settlement.ledger.tables import batch_positions, settlement_accounts, settlement_windows
+from settlement.ledger.tables import (
+    batch_positions,
+    settlement_accounts,
+    settlement_fundings,
+    settlement_windows,
+)
 
 log = logging.getLogger("corridor.settlement")
 
@@ -267,18 +272,48 @@ class Settler:
     def fund(self, participant_id: str, currency: str, amount_minor: int, client_id: str) -> int:
         """Prefund a participant's settlement balance on chain; returns the new balance.
 
-        Safe to retry: the chain records the reference derived from `client_id`, and the
-        mirror is set from the chain's balance, not incremented.
+        Safe to retry: the request is recorded first (the same id with another amount or
+        currency is refused), the chain accepts the reference derived from it once, and
+        the mirror is set from the chain's balance, not incremented.
         """
+        if type(amount_minor) is not int or amount_minor <= 0:
+            raise LedgerError("invalid_amount", "a prefunding must be a positive amount")
         participant = self.ledger.get_participant(participant_id)
         address = participant.settlement_address
         assert address is not None
+        self._record_funding(participant_id, client_id, currency, amount_minor)
         reference = keccak(f"corridor.funding:{participant_id}:{client_id}".encode())
         with self._lock:
             self._register((NetPosition(address, currency, 0),))
             if not self.chain.reference_used(reference):
                 self.chain.fund(address, currency, amount_minor, reference)
             return self._sync_prefunding(participant_id, address, currency)
+
+    def _record_funding(
+        self, participant_id: str, client_id: str, currency: str, amount_minor: int
+    ) -> None:
+        with write_transaction(self.engine) as conn:
+            prior = conn.execute(
+                select(settlement_fundings).where(
+                    settlement_fundings.c.participant_id == participant_id,
+                    settlement_fundings.c.client_id == client_id,
+                )
+            ).first()
+            if prior is None:
+                conn.execute(
+                    insert(settlement_fundings).values(
+                        participant_id=participant_id,
+                        client_id=client_id,
+                        currency=currency,
+                        amount_minor=amount_minor,
+                        created_at_us=self.clock(),
+                    )
+                )
+            elif (prior.currency, prior.amount_minor) != (currency, amount_minor):
+                raise LedgerError(
+                    "idempotency_conflict",
+                    f"id {client_id!r} was already used for a different prefunding",
+                )
 
     def _sync_prefunding(self, participant_id: str, address: str, currency: str) -> int:
         on_chain = self.chain.settlement_balance(address, currency)

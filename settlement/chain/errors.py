@@ -10,11 +10,11 @@ the contract's custom error name and arguments.
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3.exceptions import ContractLogicError
 
@@ -180,7 +180,10 @@ def revert_data_from(error: BaseException) -> bytes | None:
         if isinstance(data, str):
             return _bytes_in(data.removeprefix("Reverted ")) or b""
         return b""
-    if isinstance(error, TransactionFailed):
+    # eth-tester is imported only by the embedded transport (importing it costs seconds of
+    # start-up); if it is not loaded, no error can be its TransactionFailed.
+    tester = sys.modules.get("eth_tester.exceptions")
+    if tester is not None and isinstance(error, tester.TransactionFailed):
         # eth-tester: TransactionFailed(bytes), TransactionFailed(Revert(bytes)), or the
         # bytes' repr in a message.
         for arg in error.args:

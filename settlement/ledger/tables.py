@@ -122,6 +122,8 @@ entries = Table(
     Column("balance_after_minor", BigInteger, nullable=False),
     Column("posted_at_us", BigInteger, nullable=False),
     Index("ix_entries_account_time", "account_id", "posted_at_us", "id"),
+    # Batches gather the entries of their window's transfers.
+    Index("ix_entries_transfer", "transfer_seq"),
 )
 
 tier_limits = Table(
@@ -238,4 +240,17 @@ events = Table(
     Column("payload", String, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
     Index("ix_events_participant", "participant_id", "id"),
+)
+
+
+settlement_fundings = Table(
+    "settlement_fundings",
+    metadata,
+    # Prefunding requests, recorded before the chain is asked: a retry with the same id
+    # and body is a replay, a different body under the same id is refused.
+    Column("participant_id", String(64), ForeignKey("participants.id"), primary_key=True),
+    Column("client_id", String(128), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
 )
