@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from api.conformance import install_conformance
 from api.context import Corridor
+from api.notify import stop_webhook_worker, webhook_worker_step
 from api.problems import install_problem_handlers, problem
 from api.routers import audit as audit_router
-from api.routers import fx, keys, participants, transfers, wallets
+from api.routers import events, fx, keys, participants, stepup, transfers, wallets, webhooks
 from api.routers import settlement as settlement_router
 from settlement.batches import close_reason, close_window, open_window_stats
 
@@ -35,6 +37,11 @@ class Workers:
         self._spawn("settlement", self._settle, self.corridor.settings.settlement_poll_s)
         self._spawn(
             "fx-refresh", self.corridor.fx.refresh, self.corridor.settings.fx_refresh_interval_s
+        )
+        self._spawn(  # webhook deliveries (the settlement leader only)
+            "webhooks",
+            lambda: webhook_worker_step(self.corridor),
+            self.corridor.settings.webhook_poll_s,
         )
 
     def _spawn(self, name: str, step: Callable[[], object], interval_s: float) -> None:
@@ -74,6 +81,7 @@ class Workers:
         self.stopping.set()
         for thread in self.threads:
             thread.join(timeout=10)
+        stop_webhook_worker(self.corridor)
 
 
 def create_app(corridor: Corridor, run_workers: bool = True) -> FastAPI:
@@ -119,4 +127,7 @@ def create_app(corridor: Corridor, run_workers: bool = True) -> FastAPI:
     routers = (participants, wallets, transfers, fx, settlement_router, audit_router, keys)
     for module in routers:
         app.include_router(module.router)
+    for module in (webhooks, events, stepup):  # issue 6: notifications, step-up
+        app.include_router(module.router)
+    install_conformance(app)  # problem responses and examples in the OpenAPI document
     return app

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth_store import ApiKey, Role
 from api.context import Corridor
 from api.problems import ApiError
+from api.ratelimit import enforce_rate_limit
 from settlement.ledger.model import Wallet
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cor_...`")
@@ -62,6 +63,7 @@ def principal(
     key = corridor.keys.authenticate(credentials.credentials, corridor.clock())
     if key is None:
         raise ApiError("unauthenticated", "the API key is unknown, revoked or expired", 401)
+    enforce_rate_limit(corridor, key.id)  # 429 rate_limited with Retry-After
     return Principal(key)
 
 

@@ -12,6 +12,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from api.stepup_deps import StepUpIn
 from fx.currency import to_major, to_minor
 from settlement.ledger.model import (
     BATCH_TRANSFERS_MAX,
@@ -249,6 +250,9 @@ class TransferIn(MoneyMovementIn):
     pending: StrictBool = Field(False, description="Hold the funds; post or void later")
     timeout_s: StrictInt | None = Field(
         None, description="Pending only: seconds after which the transfer voids itself"
+    )
+    step_up: StepUpIn | None = Field(
+        None, description="EIP-712 signature by the wallet's signing key, above its threshold"
     )
 
 

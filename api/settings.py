@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     )
     settlement_poll_s: float = Field(default=1.0, description="how often the worker looks")
 
+    # -- partner API (issue 6): webhooks, SSE, rate limits
+    webhook_poll_s: float = Field(default=0.2, description="how often the dispatcher looks")
+    webhook_timeout_s: float = Field(default=10.0, description="one delivery attempt's limit")
+    webhook_backoff_base_s: float = Field(default=1.0, description="first retry delay")
+    webhook_backoff_max_s: float = Field(default=3600.0, description="longest retry delay")
+    webhook_attempts_max: int = Field(default=25, description="attempts before giving up")
+    webhook_lifetime_s: float = Field(
+        default=3 * 86_400, description="a delivery not done by then has failed"
+    )
+    rate_limit_per_s: float = Field(
+        default=100.0, description="requests per second per API key; 0 turns limits off"
+    )
+    rate_limit_burst: int = Field(default=200, description="requests a key may send at once")
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

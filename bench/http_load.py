@@ -82,6 +82,8 @@ def uvicorn_server(database_url: str, data_dir: Path, workers: int = 1) -> Itera
     env.update(
         CORRIDOR_DATABASE_URL=database_url,
         CORRIDOR_DATA_DIR=str(data_dir),
+        # The benchmark measures the ledger, not the per-key request rate limit.
+        CORRIDOR_RATE_LIMIT_PER_S="0",
         PYTHONUNBUFFERED="1",
     )
     command = [

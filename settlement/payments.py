@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Connection, Row, insert, select
 
 from fx.currency import to_major
 from fx.service import FxService
@@ -120,8 +121,17 @@ class Payments:
         )
         self.revenue_wallet = ledger.system_wallet_id(revenue_participant_id, WalletKind.REVENUE)
 
-    def pay(self, participant_id: str, request: PaymentRequest) -> tuple[Payment, bool]:
-        """Make the payment; returns it and whether it was made now (False: a replay)."""
+    def pay(
+        self,
+        participant_id: str,
+        request: PaymentRequest,
+        within: Callable[[Connection], None] | None = None,
+    ) -> tuple[Payment, bool]:
+        """Make the payment; returns it and whether it was made now (False: a replay).
+
+        `within(conn)` runs in the payment's transaction once it is written (step-up
+        confirmation records its nonce there); if it raises, nothing is paid.
+        """
 
         def attempt() -> tuple[Payment, bool]:
             with write_transaction(self.ledger.engine) as conn:
@@ -259,6 +269,8 @@ class Payments:
                         for who, wallet in sorted(recipients)
                     ),
                 )
+                if within is not None:
+                    within(conn)
                 return payment, True
 
         return retrying(attempt)

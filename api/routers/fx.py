@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from api.auth import CorridorDep, Operator, Participant, Reader
 from api.routers.common import IdempotencyKey, client_id, mark_replay
 from api.schemas import Money, Strict, TransferOut, to_iso, to_minor_or_zero
+from api.stepup_deps import StepUpIn, payment_check, prepared
 from fx.currency import currency as check_currency
 from fx.currency import to_major, to_minor
 from fx.quotes import Quote
@@ -120,6 +121,11 @@ class PaymentIn(Strict):
     to_alias: StrictStr | None = Field(None, examples=["+639171234567"])
     sell: Money | None = Field(None, description="If given, must equal the quote's sell amount")
     buy: Money | None = Field(None, description="If given, must equal the quote's buy amount")
+    step_up: StepUpIn | None = Field(
+        None,
+        description="Above the wallet's threshold: EIP-712 signature of the order, whose "
+        "amount is the quote's total_debit and whose quote is quote_id",
+    )
 
 
 class PaymentOut(BaseModel):
@@ -253,7 +259,19 @@ def create_payment(
         sell_amount_minor=body.sell.minor() if body.sell else None,
         buy_amount_minor=body.buy.minor() if body.buy else None,
     )
-    payment, created = corridor.payments.pay(who.acting_participant(), request)
+    participant = who.acting_participant()
+    quote = corridor.fx.get_quote(body.quote_id, participant)
+    order = prepared(
+        request.client_id,
+        body.from_wallet,
+        body.to_wallet if body.to_wallet is not None else body.to_alias or "",
+        quote.total_debit_minor,
+        quote.sell_currency,
+        quote.id,
+        body.step_up,
+    )
+    check = payment_check(participant, order, corridor.clock)
+    payment, created = corridor.payments.pay(participant, request, check)
     mark_replay(response, created)
     return PaymentOut.of(payment)
 

@@ -20,7 +20,9 @@ from api.schemas import (
     TransferOut,
     WithdrawalIn,
 )
+from api.stepup_deps import prepared, transfer_check
 from settlement.ledger.model import BatchOutcome, TransferRequest
+from settlement.stepup import Prepared
 
 router = APIRouter(prefix="/v1", tags=["transfers"])
 
@@ -90,6 +92,20 @@ def _request(body: TransferIn | BatchTransferIn, key: str) -> TransferRequest:
     )
 
 
+def _order(request: TransferRequest, body: TransferIn) -> Prepared:
+    """The step-up order of a transfer: the body's recipient as given, no quote."""
+    recipient = body.to_wallet if body.to_wallet is not None else body.to_alias or ""
+    return prepared(
+        request.client_id,
+        request.from_wallet,
+        recipient,
+        request.amount_minor,
+        request.currency,
+        "",
+        body.step_up,
+    )
+
+
 @router.post(
     "/transfers", status_code=201, response_model=TransferOut, responses=_CREATED_OR_REPLAYED
 )
@@ -100,9 +116,14 @@ def create_transfer(
     corridor: CorridorDep,
     idempotency_key: IdempotencyKey = None,
 ) -> TransferOut:
-    """Send money from one of your wallets to any wallet, by wallet id or alias."""
+    """Send money from one of your wallets to any wallet, by wallet id or alias.
+
+    Above the source wallet's step-up threshold, `step_up` must carry an EIP-712 signature
+    of the order by the wallet's signing key (see /v1/wallets/{wallet_id}/step-up)."""
     request = _request(body, client_id(body.id, idempotency_key))
-    transfer, created = corridor.ledger.transfer(who.acting_participant(), request)
+    participant = who.acting_participant()
+    check = transfer_check(participant, [_order(request, body)], corridor.clock)
+    transfer, created = corridor.ledger.transfer(participant, request, check)
     mark_replay(response, created)
     return TransferOut.of(transfer)
 
@@ -119,7 +140,10 @@ def create_batch(body: BatchIn, who: Participant, corridor: CorridorDep) -> Batc
         if item.id is None:
             raise ApiError("idempotency_key_missing", f"transfers.{index}: every item needs an id")
         requests.append(_request(item, item.id))
-    results = corridor.ledger.post_batch(who.acting_participant(), requests)
+    participant = who.acting_participant()
+    orders = [_order(r, item) for r, item in zip(requests, body.transfers, strict=True)]
+    check = transfer_check(participant, orders, corridor.clock, batch=True)
+    results = corridor.ledger.post_batch(participant, requests, check)
     counts = {outcome: 0 for outcome in BatchOutcome}
     for result in results:
         counts[result.outcome] += 1

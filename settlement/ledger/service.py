@@ -64,6 +64,8 @@ EXPIRE_PENDING_MAX = 1000
 IN_CHUNK_MAX = 900
 
 T = TypeVar("T")
+# A check that runs inside a posting's transaction, after its writes (see post_batch).
+WithinPosting = Callable[[Connection, Sequence[BatchResult]], None]
 
 
 def now_us() -> int:
@@ -479,9 +481,11 @@ class Ledger:
         )
         return self.transfer(participant_id, request)
 
-    def transfer(self, participant_id: str, request: TransferRequest) -> tuple[Transfer, bool]:
+    def transfer(
+        self, participant_id: str, request: TransferRequest, within: WithinPosting | None = None
+    ) -> tuple[Transfer, bool]:
         """Post one transfer. Returns it and whether it was created now (False: a replay)."""
-        (result,) = self.post_batch(participant_id, [request])
+        (result,) = self.post_batch(participant_id, [request], within)
         if result.outcome is BatchOutcome.FAILED:
             assert result.error is not None
             raise result.error
@@ -489,12 +493,18 @@ class Ledger:
         return result.transfer, result.outcome is BatchOutcome.CREATED
 
     def post_batch(
-        self, participant_id: str, requests: Sequence[TransferRequest]
+        self,
+        participant_id: str,
+        requests: Sequence[TransferRequest],
+        within: WithinPosting | None = None,
     ) -> list[BatchResult]:
         """Post up to BATCH_TRANSFERS_MAX transfers in one durable transaction.
 
         Each item gets its own result; a failed item does not stop the others, except that
         items chained with `linked` succeed or fail together.
+
+        `within(conn, results)` runs in the same transaction after the items are written
+        (step-up confirmation records its nonces there); if it raises, nothing is posted.
         """
         if not 0 < len(requests) <= BATCH_TRANSFERS_MAX:
             raise LedgerError(
@@ -503,7 +513,10 @@ class Ledger:
 
         def attempt() -> list[BatchResult]:
             with write_transaction(self.engine) as conn:
-                return Posting(conn, participant_id, self.clock()).run(requests)
+                results = Posting(conn, participant_id, self.clock()).run(requests)
+                if within is not None:
+                    within(conn, results)
+                return results
 
         results = retrying(attempt)
         self._record_limit_refusals(participant_id, requests, results)

@@ -1,0 +1,179 @@
+"""Notifications in a serving process: the webhook worker and the live event feed.
+
+The webhook worker runs in every serving process but dispatches only in the settlement
+leader (one process at a time delivers, so per-wallet order holds). The live feed reads the
+outbox once per process and hands each new event to the streams (SSE) of its participant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Engine
+
+from api.context import Corridor
+from settlement.db import read_transaction
+from settlement.notify import Dispatcher, RetryPolicy
+from settlement.notify.outbox import OutboxReader
+from settlement.stepup import StepUpStore
+
+log = logging.getLogger("corridor.notify")
+
+NONCE_PRUNE_INTERVAL_S: Final = 60.0
+FEED_POLL_S: Final = 0.25
+FEED_GAP_GRACE_S: Final = 60.0
+FEED_IDLE_STOP_S: Final = 30.0
+
+
+# ----------------------------------------------------------------------- webhook worker
+
+
+@dataclass
+class _WorkerState:
+    dispatcher: Dispatcher
+    pruned_at: float = 0.0
+
+
+_workers: weakref.WeakKeyDictionary[Engine, _WorkerState] = weakref.WeakKeyDictionary()
+_workers_lock = threading.Lock()
+
+
+def dispatcher_for(corridor: Corridor) -> Dispatcher:
+    return _state(corridor).dispatcher
+
+
+def _state(corridor: Corridor) -> _WorkerState:
+    with _workers_lock:
+        state = _workers.get(corridor.engine)
+        if state is None:
+            s = corridor.settings
+            policy = RetryPolicy(
+                backoff_base_s=s.webhook_backoff_base_s,
+                backoff_max_s=s.webhook_backoff_max_s,
+                attempts_max=s.webhook_attempts_max,
+                lifetime_s=s.webhook_lifetime_s,
+            )
+            dispatcher = Dispatcher(
+                corridor.engine, corridor.clock, policy, timeout_s=s.webhook_timeout_s
+            )
+            state = _workers[corridor.engine] = _WorkerState(dispatcher)
+        return state
+
+
+def webhook_worker_step(corridor: Corridor) -> None:
+    """One turn of the background loop: deliver (leader only), prune used nonces."""
+    if not corridor.leader.try_acquire():
+        return
+    state = _state(corridor)
+    state.dispatcher.run_once()
+    if time.monotonic() - state.pruned_at > NONCE_PRUNE_INTERVAL_S:
+        StepUpStore(corridor.engine).prune_nonces(corridor.clock())
+        state.pruned_at = time.monotonic()
+
+
+def stop_webhook_worker(corridor: Corridor) -> None:
+    with _workers_lock:
+        state = _workers.pop(corridor.engine, None)
+    if state is not None:
+        state.dispatcher.close()
+
+
+# ---------------------------------------------------------------------------- live feed
+
+
+@dataclass(eq=False)
+class Subscriber:
+    participant_id: str
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Any]
+
+
+class EventFeed:
+    """One outbox reader per process for every live stream; runs while anyone listens.
+
+    Each stream has a bounded queue; a stream that falls behind gets `None` and is closed
+    (its client reconnects with Last-Event-ID and catches up from the database).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._subscribers: set[Subscriber] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def subscribe(
+        self, participant_id: str, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]
+    ) -> Subscriber:
+        """Listen from now on (blocking: call it from a worker thread)."""
+        subscriber = Subscriber(participant_id, loop, queue)
+        with self._lock:
+            self._subscribers.add(subscriber)
+            if self._thread is None:
+                with read_transaction(self.engine) as conn:
+                    reader = OutboxReader.from_now(conn, FEED_GAP_GRACE_S)
+                self._thread = threading.Thread(
+                    target=self._run, args=(reader,), name="event-feed", daemon=True
+                )
+                self._thread.start()
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.discard(subscriber)
+
+    def _run(self, reader: OutboxReader) -> None:
+        idle_since: float | None = None
+        while True:
+            with self._lock:
+                listeners = list(self._subscribers)
+                if not listeners:
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since > FEED_IDLE_STOP_S:
+                        self._thread = None
+                        return
+                else:
+                    idle_since = None
+            try:
+                with read_transaction(self.engine) as conn:
+                    found = reader.read(conn)
+            except Exception:
+                log.exception("event feed could not read the outbox; retrying")
+                time.sleep(1.0)
+                continue
+            by_participant: dict[str, list[Any]] = {}
+            for row in found:
+                by_participant.setdefault(row.participant_id, []).append(row)
+            for subscriber in listeners:
+                for row in by_participant.get(subscriber.participant_id, ()):
+                    subscriber.loop.call_soon_threadsafe(_offer, subscriber.queue, row)
+            reader.done(row.id for row in found)
+            if not found:
+                time.sleep(FEED_POLL_S)
+
+
+def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
+    try:
+        queue.put_nowait(item)
+    except asyncio.QueueFull:
+        # The stream is too slow: end it with None once there is room, never block the feed.
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
+
+
+_feeds: weakref.WeakKeyDictionary[Engine, EventFeed] = weakref.WeakKeyDictionary()
+_feeds_lock = threading.Lock()
+
+
+def feed_for(corridor: Corridor) -> EventFeed:
+    with _feeds_lock:
+        feed = _feeds.get(corridor.engine)
+        if feed is None:
+            feed = _feeds[corridor.engine] = EventFeed(corridor.engine)
+        return feed
