@@ -24,7 +24,18 @@ from types import ModuleType
 from typing import Any
 
 import bench
-from bench.common import RESULTS_DIR, format_table, machine_info, matches, write_json
+from bench.common import (
+    RESULTS_DIR,
+    CpuMeter,
+    format_table,
+    machine_info,
+    matches,
+    write_json,
+)
+
+# How long to watch the machine before starting, to warn when it is busy with other work.
+IDLE_CHECK_S = 1.0
+BUSY_WARNING_PCT = 25.0
 
 HELPER_MODULES = frozenset({"__main__", "common", "http_load"})
 RUN_OPTIONS = ("quick", "only", "profile")
@@ -172,6 +183,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (" (quick)" if args.quick else ""),
         flush=True,
     )
+    idle = CpuMeter()
+    time.sleep(IDLE_CHECK_S)
+    idle.stop()
+    if idle.other_s is not None:
+        busy_pct = 100 * idle.other_s / idle.wall_s
+        info["other_cpu_pct_at_start"] = round(busy_pct)
+        if busy_pct > BUSY_WARNING_PCT:
+            print(
+                f"warning: other processes are using {busy_pct:.0f}% CPU (100 = one core); "
+                "figures will be lower and noisier than on an idle machine",
+                flush=True,
+            )
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     all_ok = True

@@ -303,7 +303,7 @@ def format_table(rows: Iterable[dict[str, Any]]) -> str:
             for cell, width, (_, _, align) in zip(cells, widths, COLUMNS, strict=True)
         ).rstrip()
 
-    out = [line(headings), line(["-" * w for w in widths])]
+    out = [line(headings), line(["-" * w for w in widths])] if body else []
     out.extend(line(cells) for cells in body)
     out.extend(others)
     out.extend(skips)

@@ -653,7 +653,9 @@ def main() -> None:
 
     from bench.__main__ import main as bench_main
 
-    sys.exit(bench_main(["--only", "ledger.", *sys.argv[1:]]))
+    args = sys.argv[1:]
+    has_only = any(arg == "--only" or arg.startswith("--only=") for arg in args)
+    sys.exit(bench_main(args if has_only else ["--only", "ledger.", *args]))
 
 
 if __name__ == "__main__":
