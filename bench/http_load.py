@@ -70,11 +70,17 @@ class ServerProcess:
 
 
 @contextmanager
-def uvicorn_server(database_url: str, data_dir: Path, workers: int = 1) -> Iterator[ServerProcess]:
+def uvicorn_server(
+    database_url: str,
+    data_dir: Path,
+    workers: int = 1,
+    settings_env: dict[str, str] | None = None,
+) -> Iterator[ServerProcess]:
     """Start the API as `corridor serve` would, minus the per-request access log.
 
     `corridor serve` logs every request at info level; a production deployment behind a
     proxy turns that off, and so does the benchmark (it would measure terminal I/O).
+    `settings_env` adds CORRIDOR_* settings for the server.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -86,6 +92,7 @@ def uvicorn_server(database_url: str, data_dir: Path, workers: int = 1) -> Itera
         CORRIDOR_RATE_LIMIT_PER_S="0",
         PYTHONUNBUFFERED="1",
     )
+    env.update(settings_env or {})
     command = [
         sys.executable,
         "-m",
