@@ -78,10 +78,15 @@ def webhook_worker_step(corridor: Corridor) -> None:
 
 
 def stop_webhook_worker(corridor: Corridor) -> None:
+    """At shutdown: the dispatcher's HTTP client and the live feed's thread go."""
     with _workers_lock:
         state = _workers.pop(corridor.engine, None)
     if state is not None:
         state.dispatcher.close()
+    with _feeds_lock:
+        feed = _feeds.pop(corridor.engine, None)
+    if feed is not None:
+        feed.stop()
 
 
 # ---------------------------------------------------------------------------- live feed
@@ -106,6 +111,7 @@ class EventFeed:
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def subscribe(
         self, participant_id: str, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]
@@ -127,9 +133,21 @@ class EventFeed:
         with self._lock:
             self._subscribers.discard(subscriber)
 
+    def stop(self) -> None:
+        """End every stream (each gets None) and the reading thread."""
+        self._stopping.set()
+        with self._lock:
+            listeners = list(self._subscribers)
+            self._subscribers.clear()
+            thread = self._thread
+        for subscriber in listeners:
+            subscriber.loop.call_soon_threadsafe(_offer, subscriber.queue, None)
+        if thread is not None:
+            thread.join(timeout=5)
+
     def _run(self, reader: OutboxReader) -> None:
         idle_since: float | None = None
-        while True:
+        while not self._stopping.is_set():
             with self._lock:
                 listeners = list(self._subscribers)
                 if not listeners:
@@ -144,7 +162,7 @@ class EventFeed:
                     found = reader.read(conn)
             except Exception:
                 log.exception("event feed could not read the outbox; retrying")
-                time.sleep(1.0)
+                self._stopping.wait(1.0)
                 continue
             by_participant: dict[str, list[Any]] = {}
             for row in found:
@@ -154,7 +172,7 @@ class EventFeed:
                     subscriber.loop.call_soon_threadsafe(_offer, subscriber.queue, row)
             reader.done(row.id for row in found)
             if not found:
-                time.sleep(FEED_POLL_S)
+                self._stopping.wait(FEED_POLL_S)
 
 
 def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
