@@ -46,7 +46,12 @@ from bench.common import (
     skipped,
 )
 from bench.http_load import LoadOutcome, ServerProcess, drive, encode_post, uvicorn_server
-from settlement.ledger.model import BatchOutcome, TransferKind, TransferRequest
+from settlement.ledger.model import (
+    BATCH_TRANSFERS_MAX,
+    BatchOutcome,
+    TransferKind,
+    TransferRequest,
+)
 from settlement.ledger.service import Ledger, now_us
 from settlement.ledger.tables import transfers
 
@@ -59,7 +64,7 @@ CURRENCY = "USD"
 # Enough that no random sequence of benchmark transfers can empty a wallet.
 OPENING_BALANCE_MINOR = 10**12
 TRANSFER_AMOUNT_MINOR_MAX = 10_000
-BATCH_SIZE_MAX = 8190
+BATCH_SIZE_MAX = BATCH_TRANSFERS_MAX
 TARGET_BATCH_TPS = 10_000.0
 TARGET_HTTP_SINGLE_TPS = 1_000.0
 TARGET_HTTP_SINGLE_P99_MS = 100.0
