@@ -2,8 +2,9 @@
 every operation with examples, and input no backend can store refused up front.
 
 `install_conformance(app)` post-processes the generated OpenAPI document once:
-- each operation lists the problem responses it can give (401, 403, 404, 409, 413, 422,
-  429, 500, 503), with the problem schema and an example, instead of FastAPI's own 422;
+- each operation lists the problem responses it can give (400 and 413 with a body, 401,
+  403, 404, 409, 422, 429, 500, 503), with the problem schema and an example, instead of
+  FastAPI's own 422;
 - each request body and success response without an example gets one, built from the
   schema (field examples first), so that every route has examples.
 It also adds a middleware refusing NUL characters (PostgreSQL cannot store them in text)
@@ -40,6 +41,7 @@ PROBLEM_SCHEMA: Final[dict[str, Any]] = {
 
 _PROBLEMS: Final[dict[str, tuple[str, str, str]]] = {
     # status: (code of the example, description, example detail)
+    "400": ("http_error", "The body could not be read", "There was an error parsing the body"),
     "401": ("unauthenticated", "No valid API key", "send an API key as `Authorization: Bearer`"),
     "403": ("forbidden", "The key's role may not do this", "this needs the role operator"),
     "404": ("wallet_not_found", "Not found, or not yours", "no wallet w_123"),
@@ -50,7 +52,6 @@ _PROBLEMS: Final[dict[str, tuple[str, str, str]]] = {
     "500": ("internal_error", "Unexpected error (nothing internal is shown)", "an error"),
     "503": ("source_unavailable", "A dependency (chain, rate source) is unavailable", "retry"),
 }
-_WRITE_METHODS: Final = frozenset({"post", "put", "patch", "delete"})
 SCANNED_BODY_BYTES_MAX: Final = 4 * 1024 * 1024
 
 
@@ -131,13 +132,19 @@ def conform(document: dict[str, Any]) -> dict[str, Any]:
             if method not in ("get", "put", "post", "patch", "delete"):
                 continue
             responses = operation.setdefault("responses", {})
-            statuses = ["401", "403", "404", "422", "429", "500", "503"]
-            if method in _WRITE_METHODS:
-                statuses.append("409")
+            # 409 also on reads: e.g. a batch asked for before it is settled.
+            statuses = ["401", "403", "404", "409", "422", "429", "500", "503"]
             if "requestBody" in operation:
-                statuses.append("413")
+                statuses += ["400", "413"]  # 400: a body that is not even text
             for status in statuses:
                 responses[status] = _problem_response(status)
+            # An idempotent request sent again is answered 200 with the original result.
+            headers = {p.get("name", "").lower() for p in operation.get("parameters", [])}
+            if "idempotency-key" in headers and "201" in responses and "200" not in responses:
+                responses["200"] = {
+                    **responses["201"],
+                    "description": "A replay of an earlier request with the same id",
+                }
             body = operation.get("requestBody", {}).get("content", {})
             for media in body.values():
                 if "example" not in media and "examples" not in media:

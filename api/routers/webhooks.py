@@ -25,7 +25,7 @@ from settlement.notify.rules import URL_LENGTH_MAX
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 WebhookId = Annotated[str, Path(max_length=40, examples=["wh_5f1c0b2a9d8e7f6a5b4c"])]
-DeliveryId = Annotated[int, Path(ge=1, le=2**62, examples=[17])]
+DeliveryId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[17])]
 DeliveryStatus = Literal["pending", "delivered", "failed", "cancelled"]
 
 

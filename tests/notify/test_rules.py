@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -111,3 +114,16 @@ def test_gap_tracker_hands_out_every_commit_once(
         tracker.advance(now)
     assert sorted(handed) == sorted(commit_at)
     assert len(handed) == len(set(handed))
+
+
+def test_the_documented_receiver_check_works() -> None:
+    """docs/WEBHOOKS.md's Python receiver accepts a real signature and refuses a forgery."""
+    text = (Path(__file__).parents[2] / "docs" / "WEBHOOKS.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    body = b'{"id":7,"type":"transfer.created"}'
+    header = sign("whsec_doc", int(time.time()), body)
+    assert namespace["verify"]("whsec_doc", header, body) is True
+    assert namespace["verify"]("whsec_doc", header, body + b" ") is False
+    assert namespace["verify"]("whsec_doc", sign("whsec_doc", 1000, body), body) is False
