@@ -10,10 +10,10 @@ from sqlalchemy import Engine, MetaData, text
 
 import api.auth_store  # noqa: F401  (registers the API key tables)
 import settlement.chain.index_store
-import settlement.ledger.tables  # noqa: F401  (registers the ledger tables)
+import settlement.ledger.tables
+import settlement.notify.tables  # noqa: F401  (registers notification and step-up tables)
 from fx.store import fx_metadata
 from settlement.db import make_engine, metadata
-from settlement.notify.tables import bridge_until_migrated  # registers notify, step-up
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works: it only has to be the same in every Corridor process.
@@ -40,7 +40,6 @@ def migrate(engine: Engine) -> None:
         try:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
-            bridge_until_migrated(conn)  # TEMPORARY: see there
             conn.commit()
         finally:
             if conn.dialect.name == "postgresql":

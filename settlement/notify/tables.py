@@ -7,13 +7,10 @@ request made for a delivery, kept so that a participant can see what happened.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -25,7 +22,6 @@ from sqlalchemy import (
 from settlement.db import metadata
 
 # The step-up tables are registered (and bridged below) with these.
-from settlement.stepup import step_up_nonces, step_up_thresholds, wallet_signing_keys
 
 webhook_subscriptions = Table(
     "webhook_subscriptions",
@@ -91,30 +87,3 @@ notify_cursors = Table(
     Column("name", String(32), primary_key=True),
     Column("event_id", Integer, nullable=False),
 )
-
-
-# TEMPORARY bridge (issue 6), called by api.database.migrate() under its migration lock:
-# the tables of notifications and step-up confirmation are created here until an Alembic
-# revision creates them. It acts only while no revision mentions them, so it turns itself
-# off once that revision exists; delete it (and its call) then. Generate the revision
-# against a database upgraded with `command.upgrade` alone, not through migrate().
-BRIDGED_TABLES = (
-    webhook_subscriptions,
-    webhook_deliveries,
-    webhook_attempts,
-    notify_cursors,
-    wallet_signing_keys,
-    step_up_thresholds,
-    step_up_nonces,
-)
-
-
-def bridge_until_migrated(conn: Connection) -> None:
-    versions = Path(__file__).parents[2] / "api" / "migrations" / "versions"
-    if any(
-        f'"{table.name}"' in script.read_text(encoding="utf-8")
-        for script in versions.glob("*.py")
-        for table in BRIDGED_TABLES
-    ):
-        return
-    metadata.create_all(conn, tables=list(BRIDGED_TABLES))
