@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
+from api.body_limit import BodyLimit
 from api.conformance import install_conformance
 from api.context import Corridor
 from api.notify import stop_webhook_worker, webhook_worker_step
-from api.problems import install_problem_handlers, problem
+from api.problems import install_problem_handlers
 from api.routers import audit as audit_router
 from api.routers import events, fx, keys, participants, stepup, transfers, wallets, webhooks
 from api.routers import settlement as settlement_router
@@ -110,19 +111,7 @@ def create_app(corridor: Corridor, run_workers: bool = True) -> FastAPI:
     app.state.corridor = corridor
     install_problem_handlers(app)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > REQUEST_BODY_BYTES_MAX):
-            return problem(
-                413,
-                "payload_too_large",
-                f"request bodies are limited to {REQUEST_BODY_BYTES_MAX} bytes",
-                request.url.path,
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit_bytes=REQUEST_BODY_BYTES_MAX)
 
     routers = (participants, wallets, transfers, fx, settlement_router, audit_router, keys)
     for module in routers:

@@ -6,10 +6,12 @@ in api/migrations are the only way the schema changes on a real database.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
@@ -67,10 +69,24 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+# SQLite admits one writer at a time. Threads of one process queue on this lock instead of
+# sleeping in SQLite's busy handler, whose back-off turned waits of milliseconds into
+# seconds under 32 concurrent requests.
+_sqlite_writers: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+_sqlite_writers_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _sqlite_writers_guard:
+        return _sqlite_writers.setdefault(engine, threading.RLock())
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: serialized on SQLite, row-locking on PostgreSQL."""
-    with engine.connect() as conn:
+    with _writer_lock(engine), engine.connect() as conn:
         conn = conn.execution_options(write=True)
         with conn.begin():
             yield conn

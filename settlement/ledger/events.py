@@ -39,29 +39,21 @@ def transfer_payload(transfer: Transfer) -> dict[str, Any]:
 
 def transfer_event_rows(transfer: Transfer, event_type: str, now_us: int) -> list[dict[str, Any]]:
     """One row for the sending participant and, if another, one for the receiving one."""
-    payload = transfer_payload(transfer)
-    rows = [
-        event_row(
-            transfer.debit_participant_id,
-            event_type,
-            transfer.id,
-            payload,
-            now_us,
-            transfer.debit_wallet_id,
-        )
-    ]
+    payload = json.dumps(transfer_payload(transfer), separators=(",", ":"))
+    sides = [(transfer.debit_participant_id, transfer.debit_wallet_id)]
     if transfer.credit_participant_id != transfer.debit_participant_id:
-        rows.append(
-            event_row(
-                transfer.credit_participant_id,
-                event_type,
-                transfer.id,
-                payload,
-                now_us,
-                transfer.credit_wallet_id,
-            )
-        )
-    return rows
+        sides.append((transfer.credit_participant_id, transfer.credit_wallet_id))
+    return [
+        {
+            "participant_id": participant,
+            "type": event_type,
+            "wallet_id": wallet,
+            "subject_id": transfer.id,
+            "payload": payload,
+            "created_at_us": now_us,
+        }
+        for participant, wallet in sides
+    ]
 
 
 def event_row(

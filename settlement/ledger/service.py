@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, or_, select, update
@@ -1027,6 +1027,8 @@ class Posting:
         self.entries: list[_Entry] = []
         self.nets: dict[tuple[str, str], NetState] = {}
         self.window = 0
+        # While a linked chain is evaluated: id(state) -> (state, its state before the chain).
+        self.undo: dict[int, tuple[AccountState | NetState, tuple[Any, ...]]] | None = None
         # Per item: the row to insert, with account placeholders resolved at write time.
         self.created: dict[int, tuple[TransferRequest, AccountState, AccountState, str | None]] = {}
 
@@ -1181,8 +1183,9 @@ class Posting:
         seen: set[str],
         results: list[BatchResult | None],
     ) -> None:
-        saved = {key: state.snapshot() for key, state in self.accounts.by_key.items()}
-        saved_nets = {key: state.snapshot() for key, state in self.nets.items()}
+        # A lone item changes nothing before its last check passes; a linked chain keeps
+        # the states its items change so that a failure further on can undo them.
+        self.undo = {} if len(chain) > 1 else None
         entries_before = len(self.entries)
         group_id = new_id("g") if len(chain) > 1 else None
         failure: tuple[int, LedgerError] | None = None
@@ -1202,13 +1205,8 @@ class Posting:
         if failure is None:
             return
         # All or nothing: undo the chain's effects and fail every item of it.
-        for key, state in self.accounts.by_key.items():
-            if key in saved:
-                state.restore(saved[key])
-            else:
-                state.restore((0, 0, 0, False))
-        for key, net_state in self.nets.items():
-            net_state.restore(saved_nets[key])
+        for state, saved in (self.undo or {}).values():
+            state.restore(saved)
         del self.entries[entries_before:]
         failed_index, error = failure
         for index in chain:
@@ -1258,10 +1256,12 @@ class Posting:
             debit = self.accounts.get_or_placeholder(debit_wallet, request.currency)
         credit = self.accounts.get_or_placeholder(credit_wallet, request.currency)
         rules.check_debit(debit, request.amount_minor)
+        self._remember(debit, credit)
         if not request.pending and debit.participant_id != credit.participant_id:
             payer = self.nets[(debit.participant_id, request.currency)]
             rules.check_net_debit(payer, request.amount_minor)
             payee = self.nets[(credit.participant_id, request.currency)]
+            self._remember(payer, payee)
             rules.net(payer, payee, request.amount_minor)
         if request.pending:
             rules.hold(debit, request.amount_minor)
@@ -1272,6 +1272,14 @@ class Posting:
         seen.add(request.client_id)
         self.created[index] = (request, debit, credit, group_id)
         return BatchResult(index, BatchOutcome.CREATED)
+
+    def _remember(self, *states: AccountState | NetState) -> None:
+        """Keep a state as it was before this linked chain first changed it."""
+        if self.undo is None:
+            return
+        for state in states:
+            if id(state) not in self.undo:
+                self.undo[id(state)] = (state, state.snapshot())
 
     def _wallets_of(self, request: TransferRequest) -> tuple[_WalletInfo, _WalletInfo]:
         debit_wallet = self.wallets.get(request.from_wallet)
@@ -1324,7 +1332,8 @@ class Posting:
             ).all()
             for state, row in zip(new_accounts, rows, strict=True):
                 state.id = row.id
-        updated = [s for s in self.accounts.by_key.values() if s.dirty and s not in new_accounts]
+        inserted = {id(state) for state in new_accounts}
+        updated = [s for s in self.accounts.by_key.values() if s.dirty and id(s) not in inserted]
         if updated:
             self.conn.execute(
                 update(accounts)
@@ -1339,52 +1348,45 @@ class Posting:
         if not self.created:
             return {}
         order = sorted(self.created)
-        drafts: list[Transfer] = []
         rows_in: list[dict[str, Any]] = []
         for index in order:
             request, debit, credit, group_id = self.created[index]
             status = TransferStatus.PENDING if request.pending else TransferStatus.POSTED
-            draft = Transfer(
-                id=new_id("tr"),
-                client_id=request.client_id,
-                participant_id=self.participant_id,
-                kind=request.kind,
-                status=status,
-                debit_wallet_id=debit.wallet_id,
-                credit_wallet_id=credit.wallet_id,
-                debit_participant_id=debit.participant_id,
-                credit_participant_id=credit.participant_id,
-                currency=request.currency,
-                amount_minor=request.amount_minor,
-                created_at_us=self.now,
-                timeout_at_us=(
-                    self.now + request.effective_timeout_s * 1_000_000 if request.pending else None
-                ),
-                resolved_at_us=None if request.pending else self.now,
-                group_id=group_id,
-                memo=request.memo,
-                seq=0,  # assigned by the database below
-                window_number=None if request.pending else self.window,
+            rows_in.append(
+                {
+                    "id": new_id("tr"),
+                    "participant_id": self.participant_id,
+                    "client_id": request.client_id,
+                    "request_hash": request.request_hash,
+                    "kind": request.kind.value,
+                    "status": status.value,
+                    "debit_account_id": debit.id,
+                    "credit_account_id": credit.id,
+                    "debit_wallet_id": debit.wallet_id,
+                    "credit_wallet_id": credit.wallet_id,
+                    "debit_participant_id": debit.participant_id,
+                    "credit_participant_id": credit.participant_id,
+                    "currency": request.currency,
+                    "amount_minor": request.amount_minor,
+                    "group_id": group_id,
+                    "memo": request.memo,
+                    "created_at_us": self.now,
+                    "timeout_at_us": (
+                        self.now + request.effective_timeout_s * 1_000_000
+                        if request.pending
+                        else None
+                    ),
+                    "resolved_at_us": None if request.pending else self.now,
+                    "window_number": None if request.pending else self.window,
+                }
             )
-            drafts.append(draft)
-            values = asdict(draft)
-            del values["seq"]
-            values.update(
-                kind=draft.kind.value,
-                status=draft.status.value,
-                request_hash=request.request_hash,
-                debit_account_id=debit.id,
-                credit_account_id=credit.id,
-            )
-            rows_in.append(values)
-        seqs = (
-            self.conn.execute(
-                insert(transfers).returning(transfers.c.seq, sort_by_parameter_order=True), rows_in
-            )
-            .scalars()
-            .all()
+        # Unsorted RETURNING lets the driver insert many rows per statement; rows are
+        # matched back by their id.
+        returned = self.conn.execute(
+            insert(transfers).returning(transfers.c.id, transfers.c.seq), rows_in
         )
-        seq_of = dict(zip(order, seqs, strict=True))
+        seq_by_id = {row.id: row.seq for row in returned}
+        seq_of = {index: seq_by_id[row["id"]] for index, row in zip(order, rows_in, strict=True)}
         if self.entries:
             self.conn.execute(
                 insert(entries),
@@ -1400,8 +1402,27 @@ class Posting:
                 ],
             )
         created = {
-            index: replace(draft, seq=seq_of[index])
-            for index, draft in zip(order, drafts, strict=True)
+            index: Transfer(
+                id=row["id"],
+                client_id=row["client_id"],
+                participant_id=self.participant_id,
+                kind=self.created[index][0].kind,
+                status=TransferStatus(row["status"]),
+                debit_wallet_id=row["debit_wallet_id"],
+                credit_wallet_id=row["credit_wallet_id"],
+                debit_participant_id=row["debit_participant_id"],
+                credit_participant_id=row["credit_participant_id"],
+                currency=row["currency"],
+                amount_minor=row["amount_minor"],
+                created_at_us=self.now,
+                timeout_at_us=row["timeout_at_us"],
+                resolved_at_us=row["resolved_at_us"],
+                group_id=row["group_id"],
+                memo=row["memo"],
+                seq=seq_of[index],
+                window_number=row["window_number"],
+            )
+            for index, row in zip(order, rows_in, strict=True)
         }
         write_events(
             self.conn,
