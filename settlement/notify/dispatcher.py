@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
-from sqlalchemy import Connection, Engine, and_, exists, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, exists, insert, or_, select, tuple_, update
 
 from settlement.db import read_transaction, write_transaction
 from settlement.ledger.tables import events
@@ -53,6 +53,8 @@ log = logging.getLogger("corridor.notify")
 CURSOR_NAME: Final = "webhooks"
 FANOUT_EVENTS_MAX: Final = 2000
 ROUND_DELIVERIES_MAX: Final = 256
+# Deliveries of one queue sent back to back in a round (one HTTP request at a time).
+QUEUE_RUN_MAX: Final = 64
 CONCURRENCY_MAX: Final = 16
 RUN_BUDGET_S_DEFAULT: Final = 1.0
 USER_AGENT: Final = "Corridor-Webhooks/1"
@@ -230,8 +232,35 @@ class Dispatcher:
 
     # ------------------------------------------------------------------------ delivery
 
-    def _due(self, conn: Connection, now_us: int) -> list[Any]:
-        d = webhook_deliveries
+    def _columns(self) -> tuple[Any, ...]:
+        d, s = webhook_deliveries, webhook_subscriptions
+        return (
+            d.c.id,
+            d.c.subscription_id,
+            d.c.wallet_key,
+            d.c.replay,
+            d.c.attempts,
+            d.c.expires_at_us,
+            s.c.url,
+            s.c.secret,
+            events.c.id.label("event_id"),
+            events.c.type,
+            events.c.participant_id,
+            events.c.wallet_id,
+            events.c.subject_id,
+            events.c.payload,
+            events.c.created_at_us,
+        )
+
+    def _due(self, conn: Connection, now_us: int) -> list[list[Any]]:
+        """Due work as queues: each a list of deliveries to send one after the other.
+
+        The head of a (subscription, wallet) queue is due when no earlier delivery of its
+        queue is pending; the due deliveries right behind it ride along (sent only if those
+        before them succeed), so one busy wallet is not limited to one delivery per round.
+        A replay is a queue of its own.
+        """
+        d, s = webhook_deliveries, webhook_subscriptions
         earlier = d.alias("earlier")
         blocked = exists().where(
             earlier.c.subscription_id == d.c.subscription_id,
@@ -240,43 +269,65 @@ class Dispatcher:
             earlier.c.replay.is_(False),
             earlier.c.event_id < d.c.event_id,
         )
-        s = webhook_subscriptions
-        query = (
-            select(
-                d.c.id,
-                d.c.attempts,
-                d.c.expires_at_us,
-                s.c.url,
-                s.c.secret,
-                events.c.id.label("event_id"),
-                events.c.type,
-                events.c.participant_id,
-                events.c.wallet_id,
-                events.c.subject_id,
-                events.c.payload,
-                events.c.created_at_us,
+        joined = d.join(s, s.c.id == d.c.subscription_id).join(events, events.c.id == d.c.event_id)
+        heads = list(
+            conn.execute(
+                select(*self._columns())
+                .select_from(joined)
+                .where(
+                    d.c.status == "pending",
+                    d.c.next_attempt_at_us <= now_us,
+                    or_(d.c.replay.is_(True), and_(~blocked)),
+                )
+                .order_by(d.c.next_attempt_at_us, d.c.id)
+                .limit(ROUND_DELIVERIES_MAX)
             )
-            .select_from(
-                d.join(s, s.c.id == d.c.subscription_id).join(events, events.c.id == d.c.event_id)
-            )
-            .where(
-                d.c.status == "pending",
-                d.c.next_attempt_at_us <= now_us,
-                or_(d.c.replay.is_(True), and_(~blocked)),
-            )
-            .order_by(d.c.next_attempt_at_us, d.c.id)
-            .limit(ROUND_DELIVERIES_MAX)
         )
-        return list(conn.execute(query))
+        queues: dict[tuple[str, str], list[Any]] = {}
+        singles: list[list[Any]] = []
+        for row in heads:
+            if row.replay:
+                singles.append([row])
+            else:
+                queues[(row.subscription_id, row.wallet_key)] = [row]
+        budget = ROUND_DELIVERIES_MAX - len(heads)
+        if queues and budget > 0:
+            followers = conn.execute(
+                select(*self._columns())
+                .select_from(joined)
+                .where(
+                    d.c.status == "pending",
+                    d.c.replay.is_(False),
+                    d.c.next_attempt_at_us <= now_us,
+                    tuple_(d.c.subscription_id, d.c.wallet_key).in_(list(queues)),
+                )
+                .order_by(d.c.event_id)
+                .limit(budget + len(queues))
+            )
+            for row in followers:
+                queue = queues[(row.subscription_id, row.wallet_key)]
+                if row.event_id > queue[-1].event_id and len(queue) < QUEUE_RUN_MAX:
+                    queue.append(row)
+        return list(queues.values()) + singles
 
     def deliver_round(self) -> list[Outcome]:
-        """Send every due queue head once, in parallel; record what happened."""
+        """Send every due queue in parallel, each in order; record what happened."""
         with read_transaction(self.engine) as conn:
             due = self._due(conn, self.clock())
         if not due:
             return []
-        outcomes = list(self.pool.map(self._send, due))
+        outcomes = [o for run in self.pool.map(self._send_run, due) for o in run]
         self._record(outcomes)
+        return outcomes
+
+    def _send_run(self, rows: list[Any]) -> list[Outcome]:
+        """One queue's deliveries in order, stopping at the first that fails."""
+        outcomes = []
+        for row in rows:
+            outcome = self._send(row)
+            outcomes.append(outcome)
+            if not is_success(outcome.status_code):
+                break
         return outcomes
 
     def _send(self, row: Any) -> Outcome:
