@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from api.body_limit import BodyLimit
 from api.conformance import install_conformance
 from api.context import Corridor
-from api.notify import stop_webhook_worker, webhook_worker_step
+from api.notify import install_wake_up, stop_webhook_worker, webhook_worker_step
 from api.problems import install_problem_handlers
 from api.routers import audit as audit_router
 from api.routers import events, fx, keys, participants, stepup, transfers, wallets, webhooks
@@ -39,10 +39,8 @@ class Workers:
         self._spawn(
             "fx-refresh", self.corridor.fx.refresh, self.corridor.settings.fx_refresh_interval_s
         )
-        self._spawn(  # webhook deliveries (the settlement leader only)
-            "webhooks",
-            lambda: webhook_worker_step(self.corridor),
-            self.corridor.settings.webhook_poll_s,
+        self._spawn(  # webhook deliveries (the leader only); the step waits for work itself
+            "webhooks", lambda: webhook_worker_step(self.corridor), 0.0
         )
 
     def _spawn(self, name: str, step: Callable[[], object], interval_s: float) -> None:
@@ -119,4 +117,5 @@ def create_app(corridor: Corridor, run_workers: bool = True) -> FastAPI:
     for module in (webhooks, events, stepup):  # issue 6: notifications, step-up
         app.include_router(module.router)
     install_conformance(app)  # problem responses and examples in the OpenAPI document
+    install_wake_up(app)  # webhooks go out as soon as a write commits
     return app
