@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint unit contracts bench clean
+.PHONY: run demo test lint unit fuzz contracts bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ contracts:
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint contracts unit
+# Schemathesis against the live OpenAPI document, with a key of each role.
+fuzz: $(STAMP)
+	$(BIN)/python .ci/fuzz.py
+
+test: lint contracts unit fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
