@@ -3,8 +3,9 @@
     .venv/bin/python -m tests.notify.measure_delivery [DATABASE_URL]
 
 Latency: a live server (poll 0.2 s; its own writes wake the dispatcher), one transfer at a
-time, time from the API's answer to the receiver's receipt. Throughput: 2,000 events already committed over 1 and
-over 50 wallets, one dispatcher, a loopback receiver answering 200 at once.
+time, time from the API's answer to the receiver's receipt. Throughput: 2,000 events
+already committed over 1 and over 50 wallets, one dispatcher, a loopback receiver
+answering 200 at once.
 """
 
 from __future__ import annotations
