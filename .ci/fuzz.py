@@ -30,7 +30,6 @@ from api.app import create_app  # noqa: E402
 from api.auth_store import Role  # noqa: E402
 from api.context import Corridor  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from settlement.db import metadata  # noqa: E402
 from tests.api.conftest import free_port  # noqa: E402
 
 CHECKS = ",".join(
@@ -72,7 +71,6 @@ def main() -> int:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'ledger.sqlite3'}"
         settings = Settings(data_dir=data_dir, database_url=url, rate_limit_per_s=0)
         corridor = Corridor.open(settings)
-        metadata.create_all(corridor.engine)
         _, operator_key = corridor.keys.create(Role.OPERATOR, corridor.clock())
         port = free_port()
         app = create_app(corridor, run_workers=False)

@@ -19,7 +19,6 @@ from api.app import create_app
 from api.auth_store import Role
 from api.context import Corridor
 from api.settings import Settings
-from settlement.db import metadata
 from tests.api.conftest import free_port
 
 FAST_WEBHOOKS = {
@@ -128,10 +127,7 @@ def open_corridor(database_url: str, data_dir: Path, **overrides: Any) -> Corrid
     settings = Settings(
         data_dir=data_dir, database_url=database_url, **{**FAST_WEBHOOKS, **overrides}
     )
-    corridor = Corridor.open(settings)
-    # Until the Alembic revision of these tables exists (create_all skips existing ones).
-    metadata.create_all(corridor.engine)
-    return corridor
+    return Corridor.open(settings)
 
 
 def start_server(corridor: Corridor) -> tuple[uvicorn.Server, threading.Thread, int]:
