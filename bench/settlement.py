@@ -21,12 +21,9 @@ Figures: transfers settled per second (close to receipt), wall time per window (
 over the windows of one size), gas per settled transfer. Target: < 50 gas per settled
 transfer at 10,000 per batch (one ERC-20 transfer costs ~50,000 gas).
 
-Generating the ledger rows: transfers are posted with `Ledger.post_batch` in batches of
-GENERATE_BATCH (256), not 8,190: `Posting._evaluate_chain` snapshots every account the
-batch loaded for every item, so one 8,190-item batch across 2,000 wallets costs
-8,190 x ~2,000 snapshots, and posting in 8,190s runs at half the speed of 256s here (see
-bench/scale.py for how that grows with the number of wallets). Wallets are inserted in
-bulk with the row `Ledger.create_wallet` writes (no aliases): one by one they cost ~4 ms.
+Generating the ledger rows: `Ledger.post_batch` of 8,190 transfers (the largest batch),
+each from one partner's wallets. Wallets are inserted in bulk with the row
+`Ledger.create_wallet` writes (no aliases): one by one they cost a transaction each.
 
 The ledger built here is shared with bench/audit.py in the same process (`shared_world`):
 whichever of the two runs first posts and settles the windows, the other reuses them (the
@@ -62,7 +59,13 @@ from bench.common import (
 )
 from settlement.batches import CloseReason, build_batch, close_window
 from settlement.chain import ChainConfig
-from settlement.ledger.model import BatchOutcome, TransferKind, TransferRequest, WalletKind
+from settlement.ledger.model import (
+    BATCH_TRANSFERS_MAX,
+    BatchOutcome,
+    TransferKind,
+    TransferRequest,
+    WalletKind,
+)
 from settlement.ledger.service import new_id
 from settlement.ledger.tables import wallets as wallets_table
 
@@ -73,8 +76,8 @@ NET_DEBIT_CAP_MINOR = 10**15
 PREFUNDING_MINOR = 10**13  # on chain, per partner: no net position can exhaust it
 OPENING_BALANCE_MINOR = 10**12  # per customer wallet: no benchmark run can empty one
 TRANSFER_AMOUNT_MINOR_MAX = 10_000
-GENERATE_BATCH = 256
-SEED_BATCH = 128
+GENERATE_BATCH = BATCH_TRANSFERS_MAX
+SEED_BATCH = BATCH_TRANSFERS_MAX
 WALLET_INSERT_CHUNK = 5_000
 SCRYPT_N_BENCH = 2**10  # keystore cost is not what is measured here
 PROFILE_INTERVAL_S = 0.001
@@ -327,8 +330,16 @@ class LedgerWorld:
         """At least `count` settled windows of exactly `size` transfers (made if missing)."""
         found = self.by_size.setdefault(size, [])
         while len(found) < count:
-            self.post(size)
-            found.append(self.settle_window(profile_as))
+            posted = self.post(size)
+            figures = self.settle_window(profile_as)
+            found.append(figures)
+            if size >= 10_000:
+                print(
+                    f"  posted {size:,} transfers at {size / posted.elapsed_s:,.0f}/s "
+                    f"(batches of {GENERATE_BATCH}); window {figures.number} settled in "
+                    f"{figures.total_s:.2f} s",
+                    flush=True,
+                )
         return found[:count]
 
 
