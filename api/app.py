@@ -17,11 +17,20 @@ from api.problems import install_problem_handlers
 from api.routers import audit as audit_router
 from api.routers import events, fx, keys, participants, stepup, transfers, wallets, webhooks
 from api.routers import settlement as settlement_router
-from settlement.batches import close_reason, close_window, open_window_stats
+from settlement.batches import (
+    WindowStatus,
+    close_reason,
+    close_window,
+    list_windows,
+    open_window_stats,
+)
+from settlement.reconcile import reconcile
 
 # A full batch of 8,190 transfers is about 2.5 MB of JSON.
 REQUEST_BODY_BYTES_MAX = 4 * 1024 * 1024
 PENDING_SWEEP_INTERVAL_S = 1.0
+# The periodic check covers the latest batches; GET /v1/settlement/reconciliation all.
+RECONCILE_RECENT_MAX = 10
 log = logging.getLogger("corridor.api")
 
 
@@ -36,6 +45,7 @@ class Workers:
     def start(self) -> None:
         self._spawn("pending-sweeper", self._sweep_pending, PENDING_SWEEP_INTERVAL_S)
         self._spawn("settlement", self._settle, self.corridor.settings.settlement_poll_s)
+        self._spawn("reconcile", self._reconcile, self.corridor.settings.reconcile_interval_s)
         self._spawn(
             "fx-refresh", self.corridor.fx.refresh, self.corridor.settings.fx_refresh_interval_s
         )
@@ -54,6 +64,20 @@ class Workers:
         thread = threading.Thread(target=loop, name=name, daemon=True)
         thread.start()
         self.threads.append(thread)
+
+    def _reconcile(self) -> None:
+        """The leader recomputes its latest settled batches from the ledger and compares them
+        with the chain; every difference is logged as an error (the alarm)."""
+        corridor = self.corridor
+        if not corridor.leader.held:
+            return
+        recent = [
+            w.number
+            for w in list_windows(corridor.engine, limit=RECONCILE_RECENT_MAX + 2)
+            if w.status is WindowStatus.SETTLED
+        ][:RECONCILE_RECENT_MAX]
+        if recent:
+            reconcile(corridor.engine, corridor.chain(), recent)
 
     def _sweep_pending(self) -> None:
         self.corridor.ledger.expire_pending()

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         default=10_000, description="a window closes when it holds this many transfers"
     )
     settlement_poll_s: float = Field(default=1.0, description="how often the worker looks")
+    reconcile_interval_s: int = Field(
+        default=300, description="how often the leader re-checks recent batches against the chain"
+    )
 
     # -- partner API (issue 6): webhooks, SSE, rate limits
     webhook_poll_s: float = Field(default=0.2, description="how often the dispatcher looks")
