@@ -340,37 +340,17 @@ class Ledger:
             self._require_participant(conn, participant_id)
             (state,) = load_net_states(conn, [(participant_id, currency)]).values()
             state.cap_minor = cap_minor
-            if state.exists:
-                conn.execute(
-                    update(settlement_accounts)
-                    .where(
-                        settlement_accounts.c.participant_id == participant_id,
-                        settlement_accounts.c.currency == currency,
-                    )
-                    .values(cap_minor=cap_minor)
-                )
-            else:
-                state.dirty = True
-                write_net_states(conn, [state])
+            state.dirty = True
+            write_net_states(conn, [state])
 
     def record_prefunding(self, participant_id: str, currency: str, delta_minor: int) -> None:
         """Mirror a change of the participant's prefunded balance on chain."""
         with write_transaction(self.engine) as conn:
             self._require_participant(conn, participant_id)
             (state,) = load_net_states(conn, [(participant_id, currency)]).values()
-            if state.exists:
-                conn.execute(
-                    update(settlement_accounts)
-                    .where(
-                        settlement_accounts.c.participant_id == participant_id,
-                        settlement_accounts.c.currency == currency,
-                    )
-                    .values(prefunded_minor=state.prefunded_minor + delta_minor)
-                )
-            else:
-                state.prefunded_minor = delta_minor
-                state.dirty = True
-                write_net_states(conn, [state])
+            state.prefunded_minor += delta_minor
+            state.dirty = True
+            write_net_states(conn, [state])
 
     def settlement_exposure(self, participant_id: str) -> list[NetState]:
         with read_transaction(self.engine) as conn:
@@ -888,6 +868,7 @@ def load_net_states(
 
 
 def write_net_states(conn: Connection, states: Iterable[NetState]) -> None:
+    """Write back changed exposure rows (read and locked by load_net_states)."""
     for state in states:
         if not state.dirty:
             continue
@@ -898,7 +879,11 @@ def write_net_states(conn: Connection, states: Iterable[NetState]) -> None:
                     settlement_accounts.c.participant_id == state.participant_id,
                     settlement_accounts.c.currency == state.currency,
                 )
-                .values(unsettled_minor=state.unsettled_minor)
+                .values(
+                    prefunded_minor=state.prefunded_minor,
+                    unsettled_minor=state.unsettled_minor,
+                    cap_minor=state.cap_minor,
+                )
             )
         else:
             conn.execute(
