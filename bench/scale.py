@@ -22,7 +22,8 @@ posted, from a random wallet of one partner to a random wallet of any partner:
   close/build/submit in the notes.
 
 The same fast path on PostgreSQL (a fresh schema, no chain) at 1e4 only: it posts at
-about half SQLite's speed, and growing it to 1e5 would add minutes to the run. Targets (printed, not asserted): batch posting >= 10,000 transfers/s (issue 2) and
+about half SQLite's speed, and growing it to 1e5 would add minutes to the run.
+Targets (printed, not asserted): batch posting >= 10,000 transfers/s (issue 2) and
 < 50 gas per settled transfer in windows of 10,000.
 """
 
