@@ -336,7 +336,7 @@ class LedgerWorld:
             if size >= 10_000:
                 print(
                     f"  posted {size:,} transfers at {size / posted.elapsed_s:,.0f}/s "
-                    f"(batches of {GENERATE_BATCH}); window {figures.number} settled in "
+                    f"(batches of {GENERATE_BATCH:,}); window {figures.number} settled in "
                     f"{figures.total_s:.2f} s",
                     flush=True,
                 )
