@@ -8,10 +8,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, text
 
-import api.auth_store  # noqa: F401  (registers the API key tables)
+# Imported for their tables: every table must be registered before migrations compare.
+import api.auth_store  # noqa: F401
 import settlement.chain.index_store
 import settlement.ledger.tables
-import settlement.notify.tables  # noqa: F401  (registers notification and step-up tables)
+import settlement.notify.tables
+import settlement.stepup  # noqa: F401
 from fx.store import fx_metadata
 from settlement.db import make_engine, metadata
 

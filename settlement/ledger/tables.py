@@ -108,6 +108,9 @@ transfers = Table(
     Index("ix_transfers_debit_recent", "debit_account_id", "created_at_us"),
     Index("ix_transfers_pending_timeout", "status", "timeout_at_us"),
     Index("ix_transfers_window", "window_number", "seq"),
+    # A participant's transfers, sent or received, page by page (GET /v1/transfers).
+    Index("ix_transfers_debit_participant", "debit_participant_id", "seq"),
+    Index("ix_transfers_credit_participant", "credit_participant_id", "seq"),
 )
 
 entries = Table(
