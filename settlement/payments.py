@@ -191,10 +191,8 @@ class Payments:
                     )
                 )
                 now = self.ledger.clock()
-                posting = Posting(
-                    conn, participant_id, now, trusted_wallets=frozenset({self.liquidity_wallet})
-                )
-                results = posting.run(legs)
+                posting = Posting(conn, now, trusted_wallets=frozenset({self.liquidity_wallet}))
+                results = posting.run(legs, [participant_id] * len(legs))
                 for leg, result in zip(legs, results, strict=True):
                     error = result.error
                     if error is None or error.code == "linked_event_failed":

@@ -23,6 +23,7 @@ from settlement.errors import LedgerError
 from settlement.ledger import rules
 from settlement.ledger.aliases import normalize_alias
 from settlement.ledger.events import event_row, transfer_event_rows, write_events
+from settlement.ledger.group_commit import GroupCommit, WithinPosting
 from settlement.ledger.limits import TIER_DEFAULT
 from settlement.ledger.model import (
     BATCH_TRANSFERS_MAX,
@@ -62,10 +63,9 @@ WRITE_ATTEMPTS_MAX = 5
 EXPIRE_PENDING_MAX = 1000
 # SQLite limits bound parameters per statement; IN lists are chunked below this.
 IN_CHUNK_MAX = 900
+LINKED_CHAIN_OPEN = "the last item of a batch cannot be linked"
 
 T = TypeVar("T")
-# A check that runs inside a posting's transaction, after its writes (see post_batch).
-WithinPosting = Callable[[Connection, Sequence[BatchResult]], None]
 
 
 def now_us() -> int:
@@ -173,6 +173,7 @@ class Ledger:
     def __init__(self, engine: Engine, clock: Callable[[], int] = now_us) -> None:
         self.engine = engine
         self.clock = clock
+        self._group_commit = GroupCommit(self.post_for)
 
     # ----------------------------------------------------------------- participants, wallets
 
@@ -464,13 +465,19 @@ class Ledger:
     def transfer(
         self, participant_id: str, request: TransferRequest, within: WithinPosting | None = None
     ) -> tuple[Transfer, bool]:
-        """Post one transfer. Returns it and whether it was created now (False: a replay)."""
-        (result,) = self.post_batch(participant_id, [request], within)
-        if result.outcome is BatchOutcome.FAILED:
-            assert result.error is not None
-            raise result.error
-        assert result.transfer is not None
-        return result.transfer, result.outcome is BatchOutcome.CREATED
+        """Post one transfer. Returns it and whether it was created now (False: a replay).
+
+        Concurrent callers' transfers share a transaction (group commit, see group_commit).
+        """
+        _refuse_lone_link(request)
+        return _single(self._group_commit.post(participant_id, request, within))
+
+    async def transfer_async(
+        self, participant_id: str, request: TransferRequest, within: WithinPosting | None = None
+    ) -> tuple[Transfer, bool]:
+        """`transfer` for the event loop: it waits for its group commit without a thread."""
+        _refuse_lone_link(request)
+        return _single(await self._group_commit.post_async(participant_id, request, within))
 
     def post_batch(
         self,
@@ -491,20 +498,33 @@ class Ledger:
                 "invalid_batch", f"a batch holds 1 to {BATCH_TRANSFERS_MAX} transfers"
             )
 
+        return self.post_for([participant_id] * len(requests), requests, within)
+
+    def post_for(
+        self,
+        owners: Sequence[str],
+        requests: Sequence[TransferRequest],
+        within: WithinPosting | None = None,
+    ) -> list[BatchResult]:
+        """post_batch for several participants at once: requests[i] acts for owners[i].
+
+        Group commit posts concurrent callers' transfers this way, in one transaction.
+        """
+
         def attempt() -> list[BatchResult]:
             with write_transaction(self.engine) as conn:
-                results = Posting(conn, participant_id, self.clock()).run(requests)
+                results = Posting(conn, self.clock()).run(requests, owners)
                 if within is not None:
                     within(conn, results)
                 return results
 
         results = retrying(attempt)
-        self._record_limit_refusals(participant_id, requests, results)
+        self._record_limit_refusals(owners, requests, results)
         return results
 
     def _record_limit_refusals(
         self,
-        participant_id: str,
+        owners: Sequence[str],
         requests: Sequence[TransferRequest],
         results: Sequence[BatchResult],
     ) -> None:
@@ -514,7 +534,7 @@ class Ledger:
         """
         rows = [
             event_row(
-                participant_id,
+                owners[r.index],
                 "limit.refused",
                 requests[r.index].client_id,
                 {
@@ -992,17 +1012,21 @@ def _resolve(
 
 
 class Posting:
-    """One batch post inside one transaction: load, evaluate in order, write."""
+    """One batch post inside one transaction: load, evaluate in order, write.
+
+    Each item acts for its own participant (`owners[i]`): group commit posts the transfers of
+    several callers, possibly of several participants, in one transaction. An item may debit
+    only its participant's wallets and its id is unique per participant.
+    """
 
     def __init__(
         self,
         conn: Connection,
-        participant_id: str,
         now: int,
         trusted_wallets: frozenset[str] = frozenset(),
     ) -> None:
         self.conn = conn
-        self.participant_id = participant_id
+        self.owners: Sequence[str] = ()
         self.now = now
         # Wallets of others this posting may debit: the FX provider's in a payment.
         self.trusted_wallets = trusted_wallets
@@ -1017,14 +1041,16 @@ class Posting:
         # Per item: the row to insert, with account placeholders resolved at write time.
         self.created: dict[int, tuple[TransferRequest, AccountState, AccountState, str | None]] = {}
 
-    def run(self, requests: Sequence[TransferRequest]) -> list[BatchResult]:
+    def run(self, requests: Sequence[TransferRequest], owners: Sequence[str]) -> list[BatchResult]:
+        assert len(owners) == len(requests)
+        self.owners = owners
         self.window = open_window_number(self.conn)
-        existing = self._load_existing([r.client_id for r in requests])
+        existing = self._load_existing(requests)
         self._load_wallets(requests)
         self._load_accounts(requests)
         self._load_net_states(requests)
         results: list[BatchResult | None] = [None] * len(requests)
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         chain: list[int] = []
         for index, request in enumerate(requests):
             chain.append(index)
@@ -1043,15 +1069,21 @@ class Posting:
 
     # -- loading
 
-    def _load_existing(self, client_ids: Sequence[str]) -> dict[str, Row[Any]]:
-        found: dict[str, Row[Any]] = {}
-        for chunk in _chunks(sorted(set(client_ids))):
-            query = select(transfers).where(
-                transfers.c.participant_id == self.participant_id,
-                transfers.c.client_id.in_(chunk),
-            )
-            for row in self.conn.execute(query):
-                found[row.client_id] = row
+    def _load_existing(
+        self, requests: Sequence[TransferRequest]
+    ) -> dict[tuple[str, str], Row[Any]]:
+        """Transfers already posted under these ids, by (participant, id)."""
+        ids_by_owner: dict[str, set[str]] = {}
+        for owner, request in zip(self.owners, requests, strict=True):
+            ids_by_owner.setdefault(owner, set()).add(request.client_id)
+        found: dict[tuple[str, str], Row[Any]] = {}
+        for owner, client_ids in sorted(ids_by_owner.items()):
+            for chunk in _chunks(sorted(client_ids)):
+                query = select(transfers).where(
+                    transfers.c.participant_id == owner, transfers.c.client_id.in_(chunk)
+                )
+                for row in self.conn.execute(query):
+                    found[(owner, row.client_id)] = row
         return found
 
     def _load_wallets(self, requests: Sequence[TransferRequest]) -> None:
@@ -1164,8 +1196,8 @@ class Posting:
         self,
         chain: list[int],
         requests: Sequence[TransferRequest],
-        existing: dict[str, Row[Any]],
-        seen: set[str],
+        existing: dict[tuple[str, str], Row[Any]],
+        seen: set[tuple[str, str]],
         results: list[BatchResult | None],
     ) -> None:
         # A lone item changes nothing before its last check passes; a linked chain keeps
@@ -1177,7 +1209,7 @@ class Posting:
         if requests[chain[-1]].linked:
             failure = (
                 chain[-1],
-                LedgerError("linked_chain_open", "the last item of a batch cannot be linked"),
+                LedgerError("linked_chain_open", LINKED_CHAIN_OPEN),
             )
         for index in chain:
             if failure is not None:
@@ -1196,7 +1228,7 @@ class Posting:
         failed_index, error = failure
         for index in chain:
             self.created.pop(index, None)
-            seen.discard(requests[index].client_id)
+            seen.discard((self.owners[index], requests[index].client_id))
             own = (
                 error
                 if index == failed_index
@@ -1212,11 +1244,12 @@ class Posting:
         self,
         index: int,
         request: TransferRequest,
-        existing: dict[str, Row[Any]],
-        seen: set[str],
+        existing: dict[tuple[str, str], Row[Any]],
+        seen: set[tuple[str, str]],
         group_id: str | None,
     ) -> BatchResult:
-        prior = existing.get(request.client_id)
+        key = (self.owners[index], request.client_id)
+        prior = existing.get(key)
         if prior is not None:
             if prior.request_hash != request.request_hash:
                 raise LedgerError(
@@ -1224,11 +1257,11 @@ class Posting:
                     f"id {request.client_id!r} was already used for a different request",
                 )
             return BatchResult(index, BatchOutcome.EXISTS, transfer_from_row(prior))
-        if request.client_id in seen:
+        if key in seen:
             raise LedgerError(
                 "duplicate_id", f"id {request.client_id!r} appears twice in this batch"
             )
-        debit_wallet, credit_wallet = self._wallets_of(request)
+        debit_wallet, credit_wallet = self._wallets_of(request, key[0])
         debit = self.accounts.get(debit_wallet.id, request.currency)
         if debit is None:
             if not debit_wallet.kind.may_go_negative:
@@ -1254,7 +1287,7 @@ class Posting:
             rules.post(debit, credit, request.amount_minor)
             self.entries.append(_Entry(debit, index, -request.amount_minor, debit.balance_minor))
             self.entries.append(_Entry(credit, index, request.amount_minor, credit.balance_minor))
-        seen.add(request.client_id)
+        seen.add(key)
         self.created[index] = (request, debit, credit, group_id)
         return BatchResult(index, BatchOutcome.CREATED)
 
@@ -1266,11 +1299,10 @@ class Posting:
             if id(state) not in self.undo:
                 self.undo[id(state)] = (state, state.snapshot())
 
-    def _wallets_of(self, request: TransferRequest) -> tuple[_WalletInfo, _WalletInfo]:
+    def _wallets_of(self, request: TransferRequest, owner: str) -> tuple[_WalletInfo, _WalletInfo]:
         debit_wallet = self.wallets.get(request.from_wallet)
         if debit_wallet is None or (
-            debit_wallet.participant_id != self.participant_id
-            and debit_wallet.id not in self.trusted_wallets
+            debit_wallet.participant_id != owner and debit_wallet.id not in self.trusted_wallets
         ):
             # Another participant's wallet is reported exactly like a missing one.
             raise LedgerError("wallet_not_found", f"no wallet {request.from_wallet}")
@@ -1287,7 +1319,7 @@ class Posting:
             raise LedgerError("wallet_not_found", f"no wallet {to_wallet_id}")
         if credit_wallet.id == debit_wallet.id:
             raise LedgerError("same_wallet", "a transfer needs two different wallets")
-        _check_kinds(request.kind, debit_wallet, credit_wallet, self.participant_id)
+        _check_kinds(request.kind, debit_wallet, credit_wallet, owner)
         return debit_wallet, credit_wallet
 
     # -- writing
@@ -1340,7 +1372,7 @@ class Posting:
             rows_in.append(
                 {
                     "id": new_id("tr"),
-                    "participant_id": self.participant_id,
+                    "participant_id": self.owners[index],
                     "client_id": request.client_id,
                     "request_hash": request.request_hash,
                     "kind": request.kind.value,
@@ -1390,7 +1422,7 @@ class Posting:
             index: Transfer(
                 id=row["id"],
                 client_id=row["client_id"],
-                participant_id=self.participant_id,
+                participant_id=self.owners[index],
                 kind=self.created[index][0].kind,
                 status=TransferStatus(row["status"]),
                 debit_wallet_id=row["debit_wallet_id"],
@@ -1418,6 +1450,20 @@ class Posting:
             ),
         )
         return created
+
+
+def _refuse_lone_link(request: TransferRequest) -> None:
+    if request.linked:
+        raise LedgerError("linked_chain_open", LINKED_CHAIN_OPEN)
+
+
+def _single(result: BatchResult) -> tuple[Transfer, bool]:
+    """A single transfer's result: the transfer and whether it was created now, or its error."""
+    if result.outcome is BatchOutcome.FAILED:
+        assert result.error is not None
+        raise result.error
+    assert result.transfer is not None
+    return result.transfer, result.outcome is BatchOutcome.CREATED
 
 
 def _check_kinds(
