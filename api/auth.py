@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.auth_store import ApiKey, Role
 from api.context import Corridor
@@ -18,7 +19,11 @@ from settlement.ledger.model import Wallet
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cor_...`")
 
 
-def corridor(request: Request) -> Corridor:
+# The dependencies are coroutines that do not block: FastAPI would run plain functions in
+# its thread pool, a thread hop for each on every request.
+
+
+async def corridor(request: Request) -> Corridor:
     found: Corridor = request.app.state.corridor
     return found
 
@@ -54,23 +59,26 @@ class Principal:
         return wallet
 
 
-def principal(
+async def principal(
     corridor: CorridorDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise ApiError("unauthenticated", "send an API key as `Authorization: Bearer <key>`", 401)
-    key = corridor.keys.authenticate(credentials.credentials, corridor.clock())
+    now = corridor.clock()
+    key = corridor.keys.remembered(credentials.credentials, now)
+    if key is None:  # a database read (and now and then a write): not on the event loop
+        key = await run_in_threadpool(corridor.keys.authenticate, credentials.credentials, now)
     if key is None:
         raise ApiError("unauthenticated", "the API key is unknown, revoked or expired", 401)
     enforce_rate_limit(corridor, key.id)  # 429 rate_limited with Retry-After
     return Principal(key)
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = set(roles)
 
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise ApiError("forbidden", f"this needs the role {names}", 403)

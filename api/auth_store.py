@@ -2,6 +2,10 @@
 
 A key reads `cor_<key id>_<secret>`. The id finds the row; the secret's hash is compared in
 constant time. Keys are random 256-bit secrets, so a plain hash (no slow KDF) is enough.
+
+A key checked against the database is remembered for KEY_RECHECK_S, so a busy client costs
+one lookup per second rather than one per request. Revoking or expiring a key takes effect
+at once in the process that does it and within KEY_RECHECK_S in any other.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -34,6 +40,9 @@ api_keys = Table(
 # Recording every use would turn each read into a write; once a minute is enough to see
 # which keys are alive.
 LAST_USED_RESOLUTION_US = 60 * 1_000_000
+KEY_RECHECK_S = 1.0
+# Bounds the memory of keys seen; past it the remembered keys are forgotten at once.
+KEYS_REMEMBERED_MAX = 10_000
 
 
 class Role(StrEnum):
@@ -72,6 +81,9 @@ def _to_key(row: object) -> ApiKey:
 class KeyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # presented key text -> (its key, time.monotonic() when checked in the database)
+        self._checked: dict[str, tuple[ApiKey, float]] = {}
+        self._checked_lock = threading.Lock()
 
     def create(
         self,
@@ -101,7 +113,32 @@ class KeyStore:
         key = ApiKey(key_id, role, participant_id, label, now_us, None, None)
         return key, f"cor_{key_id}_{secret}"
 
+    def remembered(self, presented: str, now_us: int) -> ApiKey | None:
+        """The key, if it was checked in the database in the last KEY_RECHECK_S and is
+        still unexpired; None means: ask `authenticate`."""
+        found = self._checked.get(presented)
+        if found is None:
+            return None
+        key, checked_at = found
+        if time.monotonic() - checked_at > KEY_RECHECK_S or (
+            key.expires_at_us is not None and key.expires_at_us <= now_us
+        ):
+            return None
+        return key
+
     def authenticate(self, presented: str, now_us: int) -> ApiKey | None:
+        """The valid key this text presents, checked in the database; None if there is none."""
+        key = self._check(presented, now_us)
+        with self._checked_lock:
+            if key is None:
+                self._checked.pop(presented, None)
+            else:
+                if len(self._checked) >= KEYS_REMEMBERED_MAX:
+                    self._checked.clear()
+                self._checked[presented] = (key, time.monotonic())
+        return key
+
+    def _check(self, presented: str, now_us: int) -> ApiKey | None:
         parts = presented.split("_", 2)
         if len(parts) != 3 or parts[0] != "cor":
             return None
@@ -145,3 +182,7 @@ class KeyStore:
                 conn.execute(
                     update(api_keys).where(api_keys.c.id == key_id).values(expires_at_us=at_us)
                 )
+        with self._checked_lock:
+            self._checked = {
+                text: found for text, found in self._checked.items() if found[0].id != key_id
+            }
