@@ -13,12 +13,12 @@ with a 422 problem instead of a 500.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import unquote
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_JSON, problem
 
@@ -180,22 +180,55 @@ def install_conformance(app: FastAPI) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.middleware("http")
-    async def refuse_nul(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        suspicious = _has_nul(unquote(request.url.path)) or _has_nul(unquote(request.url.query))
-        length = request.headers.get("content-length", "")
+    app.add_middleware(RefuseNul)
+
+
+class RefuseNul:
+    """Plain ASGI middleware (no per-request task or stream, unlike BaseHTTPMiddleware):
+    a 422 problem for a NUL in the path, the query or a body of known size."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, query = scope["path"], scope.get("query_string", b"").decode("latin-1")
+        if _has_nul(path) or _has_nul(unquote(query)):
+            await self._refuse(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
         # Larger or unsized bodies are the body-size limit's business, not read here.
         sized = length.isdigit() and int(length) <= SCANNED_BODY_BYTES_MAX
-        if not suspicious and sized and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()
-            suspicious = b"\x00" in body or b"\\u0000" in body
-        if suspicious:
-            return problem(
-                422,
-                "invalid_characters",
-                "NUL characters are not accepted anywhere in a request",
-                request.url.path,
-            )
-        return await call_next(request)
+        if not sized or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        body = bytearray()
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        if b"\x00" in body or b"\\u0000" in body:
+            await self._refuse(scope, receive, send)
+            return
+        replay = iter(messages)
+
+        async def replayed() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            422,
+            "invalid_characters",
+            "NUL characters are not accepted anywhere in a request",
+            scope["path"],
+        )
+        await response(scope, receive, send)

@@ -12,12 +12,12 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import Corridor
 from settlement.db import read_transaction
@@ -87,15 +87,31 @@ def install_wake_up(app: FastAPI) -> None:
     """After a successful write request, wake this process's dispatcher: its events are
     committed by then, so they go out within milliseconds instead of at the next poll."""
     corridor: Corridor = app.state.corridor
+    app.add_middleware(WakeDispatcher, wake=_wake_event(corridor.engine))
 
-    @app.middleware("http")
-    async def wake_dispatcher(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.method != "GET" and response.status_code < 300:
-            _wake_event(corridor.engine).set()
-        return response
+
+class WakeDispatcher:
+    """Plain ASGI middleware: sets `wake` once a write request has answered 2xx."""
+
+    def __init__(self, app: ASGIApp, wake: threading.Event) -> None:
+        self.app = app
+        self.wake = wake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "GET":
+            await self.app(scope, receive, send)
+            return
+        succeeded = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal succeeded
+            if message["type"] == "http.response.start":
+                succeeded = message["status"] < 300
+            await send(message)
+
+        await self.app(scope, receive, watching_send)
+        if succeeded:
+            self.wake.set()
 
 
 # Set when this process has just committed a change: deliver now, not at the next poll.
