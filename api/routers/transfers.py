@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import CorridorDep, Participant, Reader
 from api.problems import ApiError
@@ -87,7 +88,8 @@ def _request(body: TransferIn | BatchTransferIn, key: str) -> TransferRequest:
         amount_minor=body.amount.minor(),
         pending=body.pending,
         timeout_s=body.timeout_s,
-        linked=getattr(body, "linked", False),
+        # Only batch items can be linked (a single transfer has nothing to link to).
+        linked=isinstance(body, BatchTransferIn) and body.linked,
         memo=body.memo,
     )
 
@@ -109,7 +111,7 @@ def _order(request: TransferRequest, body: TransferIn) -> Prepared:
 @router.post(
     "/transfers", status_code=201, response_model=TransferOut, responses=_CREATED_OR_REPLAYED
 )
-def create_transfer(
+async def create_transfer(
     body: TransferIn,
     response: Response,
     who: Participant,
@@ -120,10 +122,16 @@ def create_transfer(
 
     Above the source wallet's step-up threshold, `step_up` must carry an EIP-712 signature
     of the order by the wallet's signing key (see /v1/wallets/{wallet_id}/step-up)."""
+    # A coroutine: the hot path of the API waits for its group commit on the event loop
+    # instead of holding a worker thread (see settlement/ledger/group_commit.py).
     request = _request(body, client_id(body.id, idempotency_key))
     participant = who.acting_participant()
-    check = transfer_check(participant, [_order(request, body)], corridor.clock)
-    transfer, created = corridor.ledger.transfer(participant, request, check)
+    if body.step_up is None:
+        order = _order(request, body)
+    else:  # recovering the signer is CPU work best kept off the event loop
+        order = await run_in_threadpool(_order, request, body)
+    check = transfer_check(participant, [order], corridor.clock)
+    transfer, created = await corridor.ledger.transfer_async(participant, request, check)
     mark_replay(response, created)
     return TransferOut.of(transfer)
 
