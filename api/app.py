@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from api.body_limit import BodyLimit
 from api.conformance import install_conformance
@@ -32,6 +33,10 @@ PENDING_SWEEP_INTERVAL_S = 1.0
 # The periodic check covers the latest batches; GET /v1/settlement/reconciliation all.
 RECONCILE_RECENT_MAX = 10
 log = logging.getLogger("corridor.api")
+
+
+def _telemetry(enabled: bool) -> TelemetryConfig:
+    return {"tracing": enabled, "metrics": enabled, "logs": enabled}
 
 
 class Workers:
@@ -129,6 +134,9 @@ def create_app(corridor: Corridor, run_workers: bool = True) -> FastAPI:
             "Errors are RFC 9457 `application/problem+json` with a stable `code`."
         ),
         lifespan=lifespan,
+        # Off unless asked for: its per-request check for a configured provider alone
+        # cost about a tenth of a transfer request's CPU.
+        telemetry=_telemetry(corridor.settings.otel),
     )
     app.state.corridor = corridor
     install_problem_handlers(app)

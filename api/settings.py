@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         default=100.0, description="requests per second per API key; 0 turns limits off"
     )
     rate_limit_burst: int = Field(default=200, description="requests a key may send at once")
+    otel: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry spans, metrics and logs (needs providers)",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
