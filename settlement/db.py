@@ -6,6 +6,7 @@ in api/migrations are the only way the schema changes on a real database.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -69,10 +70,37 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-# SQLite admits one writer at a time. Threads of one process queue on this lock instead of
-# sleeping in SQLite's busy handler, whose back-off turned waits of milliseconds into
-# seconds under 32 concurrent requests.
-_sqlite_writers: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+class _SqliteWriterLock:
+    """SQLite admits one writer at a time; writers queue here instead of in SQLite.
+
+    SQLite's own busy handler sleeps with a growing back-off (1, 2, 5 ... 100 ms), which
+    turned waits of milliseconds into seconds under 32 concurrent requests. Threads of one
+    process queue on a lock; processes sharing the file (several API workers) queue on an
+    exclusive flock of `<database>.writer`, which the kernel hands over as soon as it is
+    released. SQLite's locking still guarantees correctness: this only orders the queue.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._file = None
+        if database and database != ":memory:":
+            self._file = open(f"{database}.writer", "a+b")  # noqa: SIM115 (lives with the engine)
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+_sqlite_writers: WeakKeyDictionary[Engine, _SqliteWriterLock] = WeakKeyDictionary()
 _sqlite_writers_guard = threading.Lock()
 
 
@@ -80,7 +108,10 @@ def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _sqlite_writers_guard:
-        return _sqlite_writers.setdefault(engine, threading.RLock())
+        found = _sqlite_writers.get(engine)
+        if found is None:
+            found = _sqlite_writers[engine] = _SqliteWriterLock(engine.url.database)
+        return found
 
 
 @contextmanager
