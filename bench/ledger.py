@@ -591,27 +591,17 @@ def _scenarios() -> list[Scenario]:
             Scenario(f"{prefix}.http-single", backend, lambda fx, n: http_single(fx, n, 1)),
             Scenario(f"{prefix}.http-batch100", backend, lambda fx, n: http_batch(fx, n, 1)),
         ]
-        if backend == "postgres":
-            # Several API processes share one PostgreSQL: the way to use the second core.
-            found += [
-                Scenario(f"{prefix}.http-single-w2", backend, lambda fx, n: http_single(fx, n, 2)),
-                Scenario(f"{prefix}.http-batch100-w2", backend, lambda fx, n: http_batch(fx, n, 2)),
-            ]
-            found.append(
-                Scenario(
-                    f"{prefix}.http-single-xpartner-w2",
-                    backend,
-                    lambda fx, n: http_single(fx, n, 2, cross_partner=True),
-                )
-            )
-        else:
-            found.append(
-                Scenario(
-                    f"{prefix}.http-single-xpartner",
-                    backend,
-                    lambda fx, n: http_single(fx, n, 1, cross_partner=True),
-                )
-            )
+        # Several API processes share the database: the way to use the second core
+        # (SQLite writers of all processes queue on one file lock).
+        found += [
+            Scenario(f"{prefix}.http-single-w2", backend, lambda fx, n: http_single(fx, n, 2)),
+            Scenario(f"{prefix}.http-batch100-w2", backend, lambda fx, n: http_batch(fx, n, 2)),
+            Scenario(
+                f"{prefix}.http-single-xpartner-w2",
+                backend,
+                lambda fx, n: http_single(fx, n, 2, cross_partner=True),
+            ),
+        ]
     return found
 
 
