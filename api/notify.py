@@ -28,6 +28,7 @@ from settlement.stepup import StepUpStore
 log = logging.getLogger("corridor.notify")
 
 NONCE_PRUNE_INTERVAL_S: Final = 60.0
+WAKE_COALESCE_S: Final = 0.005
 FEED_POLL_S: Final = 0.25
 FEED_GAP_GRACE_S: Final = 60.0
 FEED_IDLE_STOP_S: Final = 30.0
@@ -72,7 +73,10 @@ def webhook_worker_step(corridor: Corridor) -> None:
     """One turn of the background loop: wait for a change in this process or the poll
     interval, then deliver (leader only) and prune used nonces."""
     wake = _wake_event(corridor.engine)
-    wake.wait(corridor.settings.webhook_poll_s)
+    if wake.wait(corridor.settings.webhook_poll_s):
+        # Under load every write wakes the dispatcher; a short pause lets one run take
+        # the events of many writes instead of running back to back.
+        time.sleep(WAKE_COALESCE_S)
     wake.clear()
     if not corridor.leader.try_acquire():
         return
