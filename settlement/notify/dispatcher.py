@@ -52,6 +52,10 @@ log = logging.getLogger("corridor.notify")
 
 CURSOR_NAME: Final = "webhooks"
 FANOUT_EVENTS_MAX: Final = 2000
+# With no delivery to write, the cursor is saved at most this often: fanning out again
+# after a restart is harmless (a delivery per subscription and event, duplicates ignored),
+# and a write per run competed with the ledger's writers for SQLite's lock.
+CURSOR_SAVE_INTERVAL_S: Final = 1.0
 ROUND_DELIVERIES_MAX: Final = 256
 # Deliveries of one queue sent back to back in a round (one HTTP request at a time).
 QUEUE_RUN_MAX: Final = 64
@@ -145,6 +149,7 @@ class Dispatcher:
         )
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook")
         self.reader: OutboxReader | None = None
+        self._cursor_saved_at = float("-inf")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -223,10 +228,13 @@ class Dispatcher:
             # A subscription hears of what happens after it was made, and what it asked for.
             if created_at_us <= event.created_at_us and event.type in types
         ]
-        with write_transaction(self.engine) as conn:
-            _insert_ignoring_duplicates(conn, deliveries)
-            # The horizon as of the previous run: every event at or below it is fanned out.
-            _save_cursor(conn, reader.tracker.horizon)
+        if deliveries or time.monotonic() - self._cursor_saved_at >= CURSOR_SAVE_INTERVAL_S:
+            with write_transaction(self.engine) as conn:
+                _insert_ignoring_duplicates(conn, deliveries)
+                # The horizon as of the previous run: every event at or below it is fanned
+                # out.
+                _save_cursor(conn, reader.tracker.horizon)
+            self._cursor_saved_at = time.monotonic()
         reader.done(event.id for event in found)
         return len(found)
 
