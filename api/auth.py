@@ -59,26 +59,38 @@ class Principal:
         return wallet
 
 
-async def principal(
-    corridor: CorridorDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
     if credentials is None:
         raise ApiError("unauthenticated", "send an API key as `Authorization: Bearer <key>`", 401)
-    now = corridor.clock()
-    key = corridor.keys.remembered(credentials.credentials, now)
+    found: Corridor = request.app.state.corridor
+    now = found.clock()
+    key = found.keys.remembered(credentials.credentials, now)
     if key is None:  # a database read (and now and then a write): not on the event loop
-        key = await run_in_threadpool(corridor.keys.authenticate, credentials.credentials, now)
+        key = await run_in_threadpool(found.keys.authenticate, credentials.credentials, now)
     if key is None:
         raise ApiError("unauthenticated", "the API key is unknown, revoked or expired", 401)
-    enforce_rate_limit(corridor, key.id)  # 429 rate_limited with Retry-After
+    enforce_rate_limit(found, key.id)  # 429 rate_limited with Retry-After
     return Principal(key)
 
 
-def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+async def principal(request: Request, credentials: BearerCredentials) -> Principal:
+    return await _authenticate(request, credentials)
+
+
+def require(
+    *roles: Role,
+) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
     allowed = set(roles)
 
-    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    # One dependency rather than one on top of `principal`: each level of dependencies
+    # costs FastAPI work on every request.
+    async def check(request: Request, credentials: BearerCredentials) -> Principal:
+        who = await _authenticate(request, credentials)
         if who.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise ApiError("forbidden", f"this needs the role {names}", 403)
