@@ -21,6 +21,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection
@@ -115,7 +116,9 @@ class GroupCommit:
                 done.set_result(None)
 
         def notify() -> None:
-            loop.call_soon_threadsafe(resolve)
+            # A closed loop (the server is shutting down) has no one left to answer.
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(resolve)
 
         caller = _Caller(owner, request, within, notify)
         self._enqueue(caller)
