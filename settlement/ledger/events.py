@@ -11,9 +11,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from fx.currency import to_major
+from settlement.db import insert_rows
 from settlement.ledger.model import Transfer
 from settlement.ledger.tables import events
 
@@ -75,6 +76,4 @@ def event_row(
 
 
 def write_events(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-    batch = list(rows)
-    if batch:
-        conn.execute(insert(events), batch)
+    insert_rows(conn, events, list(rows))

@@ -15,10 +15,27 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from settlement.db import is_postgres, read_transaction, write_transaction
+from settlement.db import (
+    COPY_ROWS_MIN,
+    insert_rows,
+    is_postgres,
+    read_transaction,
+    write_transaction,
+)
 from settlement.errors import LedgerError
 from settlement.ledger import rules
 from settlement.ledger.aliases import normalize_alias
@@ -64,6 +81,9 @@ EXPIRE_PENDING_MAX = 1000
 # SQLite limits bound parameters per statement; IN lists are chunked below this.
 IN_CHUNK_MAX = 900
 LINKED_CHAIN_OPEN = "the last item of a batch cannot be linked"
+NEXT_TRANSFER_SEQS = text(
+    "SELECT nextval(pg_get_serial_sequence('transfers', 'seq')) FROM generate_series(1, :count)"
+)
 
 T = TypeVar("T")
 
@@ -1397,27 +1417,21 @@ class Posting:
                     "window_number": None if request.pending else self.window,
                 }
             )
-        # Unsorted RETURNING lets the driver insert many rows per statement; rows are
-        # matched back by their id.
-        returned = self.conn.execute(
-            insert(transfers).returning(transfers.c.id, transfers.c.seq), rows_in
+        seq_of = dict(zip(order, self._insert_transfers(rows_in), strict=True))
+        insert_rows(
+            self.conn,
+            entries,
+            [
+                {
+                    "account_id": e.account.id,
+                    "transfer_seq": seq_of[e.item],
+                    "delta_minor": e.delta_minor,
+                    "balance_after_minor": e.balance_after_minor,
+                    "posted_at_us": self.now,
+                }
+                for e in self.entries
+            ],
         )
-        seq_by_id = {row.id: row.seq for row in returned}
-        seq_of = {index: seq_by_id[row["id"]] for index, row in zip(order, rows_in, strict=True)}
-        if self.entries:
-            self.conn.execute(
-                insert(entries),
-                [
-                    {
-                        "account_id": e.account.id,
-                        "transfer_seq": seq_of[e.item],
-                        "delta_minor": e.delta_minor,
-                        "balance_after_minor": e.balance_after_minor,
-                        "posted_at_us": self.now,
-                    }
-                    for e in self.entries
-                ],
-            )
         created = {
             index: Transfer(
                 id=row["id"],
@@ -1450,6 +1464,23 @@ class Posting:
             ),
         )
         return created
+
+    def _insert_transfers(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert the transfer rows; their seq numbers, in order."""
+        if is_postgres(self.conn) and len(rows) >= COPY_ROWS_MIN:
+            # COPY returns nothing: the numbers are drawn from the column's sequence first.
+            seqs = self.conn.execute(NEXT_TRANSFER_SEQS, {"count": len(rows)}).scalars().all()
+            for row, seq in zip(rows, seqs, strict=True):
+                row["seq"] = seq
+            insert_rows(self.conn, transfers, rows)
+            return list(seqs)
+        # Unsorted RETURNING lets the driver insert many rows per statement; rows are
+        # matched back by their id.
+        returned = self.conn.execute(
+            insert(transfers).returning(transfers.c.id, transfers.c.seq), rows
+        )
+        seq_by_id = {row.id: row.seq for row in returned}
+        return [seq_by_id[row["id"]] for row in rows]
 
 
 def _refuse_lone_link(request: TransferRequest) -> None:

@@ -325,6 +325,14 @@ def test_full_batch_posts_in_one_transaction(ledger: Ledger) -> None:
     assert all(r.outcome is BatchOutcome.CREATED for r in results)
     assert sum(_balance(ledger, r)[0] for r in receivers) == sum(r.amount_minor for r in requests)
     assert ledger.totals()["USD"] == (0, 10_000_00)
+    # What the batch answered is what was stored (PostgreSQL writes it through COPY).
+    posted = [r.transfer for r in results if r.transfer is not None]
+    assert len({t.seq for t in posted}) == len(posted)
+    for transfer in posted[:: len(posted) // 50]:
+        assert ledger.get_transfer(transfer.id) == transfer
+    lines = ledger.statement(receivers[0], limit=500)
+    expected = [t for t in posted if t.credit_wallet_id == receivers[0]][: len(lines)]
+    assert [line.delta_minor for line in lines] == [t.amount_minor for t in expected]
     with pytest.raises(LedgerError) as refused:
         ledger.post_batch("acme", [*requests, requests[0]])
     assert refused.value.code == "invalid_batch"
