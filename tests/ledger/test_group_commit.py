@@ -204,6 +204,22 @@ def test_a_round_that_fails_is_posted_again_one_caller_at_a_time() -> None:
     assert all(len(round_) == 1 for round_ in recorder.rounds[2:])
 
 
+def test_a_lone_caller_posts_in_its_own_thread() -> None:
+    threads: list[str] = []
+
+    def post_round(
+        owners: Sequence[str], requests: Sequence[TransferRequest], within: WithinPosting | None
+    ) -> list[BatchResult]:
+        threads.append(threading.current_thread().name)
+        return [_created(i, o, r) for i, (o, r) in enumerate(zip(owners, requests, strict=True))]
+
+    group = GroupCommit(post_round)
+    for n in range(3):
+        assert group.post("p1", _request(f"t{n}")).transfer is not None
+    assert threads == [threading.current_thread().name] * 3
+    assert group._writer is None, "no hand-over to a writer thread for sequential calls"
+
+
 def test_callers_on_an_event_loop_are_answered_there() -> None:
     recorder = Recorder()
     recorder.gate.set()
