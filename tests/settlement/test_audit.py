@@ -189,7 +189,12 @@ def _drop_one(dump: dict[str, Any]) -> None:
 
 
 def _swap_leaves(dump: dict[str, Any]) -> None:
-    first, second = dump["values"][0], dump["values"][1]
+    # Not two siblings: their parent hashes the sorted pair, so swapping siblings changes
+    # nothing a proof depends on.
+    first = dump["values"][0]
+    second = next(
+        v for v in dump["values"][1:] if (v["treeIndex"] - 1) // 2 != (first["treeIndex"] - 1) // 2
+    )
     first["treeIndex"], second["treeIndex"] = second["treeIndex"], first["treeIndex"]
     tree = dump["tree"]
     tree[first["treeIndex"]], tree[second["treeIndex"]] = (
