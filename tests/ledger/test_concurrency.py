@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -95,3 +97,38 @@ def test_concurrent_retries_of_one_id_move_money_once(
     assert len({transfer.id for transfer, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert setup.get_wallet(payee).balances[0].balance_minor == 10_00
+
+
+@pytest.mark.postgres
+def test_the_same_large_batch_posted_twice_at_once_moves_money_once(postgres_url: str) -> None:
+    """Large batches are written with COPY on PostgreSQL: the loser of a race on the same
+    ids still gets a duplicate key, retries and answers every item as already there."""
+    setup = Ledger(open_database(postgres_url))
+    setup.create_participant("Acme", participant_id="acme")
+    senders = [setup.create_wallet("acme", kyc_tier="enhanced").id for _ in range(4)]
+    receiver = setup.create_wallet("acme").id
+    # Every account exists already, so the race is lost on the transfers' ids.
+    for wallet in [*senders, receiver]:
+        setup.deposit("acme", f"fund-{wallet}", wallet, "USD", 1_000_00)
+    requests = [
+        TransferRequest(f"big-{n}", senders[n % 4], "USD", 1_00, to_wallet=receiver)
+        for n in range(2_000)
+    ]
+    start = threading.Barrier(2)
+
+    def hold_locks(conn: object, results: object) -> None:
+        # The first to write keeps its locks a while: the other has read the ids as
+        # unused by then and waits on the same accounts, then collides on insert.
+        time.sleep(0.3)
+
+    def post() -> list[str]:
+        ledger = Ledger(open_database(postgres_url))
+        start.wait()
+        return [r.outcome.value for r in ledger.post_batch("acme", requests, hold_locks)]
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: post(), range(2)))
+
+    assert sorted(tuple(sorted(set(o))) for o in outcomes) == [("created",), ("exists",)]
+    assert setup.get_wallet(receiver).balances[0].balance_minor == 1_000_00 + 2_000 * 1_00
+    assert setup.totals()["USD"] == (0, 5 * 1_000_00)
