@@ -213,5 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if all_ok else 1
 
 
+def main_for(prefix: str) -> None:
+    """`python -m bench.<module> [--quick ...]`: that module's scenarios only, unless the
+    arguments name scenarios with --only themselves."""
+    args = sys.argv[1:]
+    has_only = any(arg == "--only" or arg.startswith("--only=") for arg in args)
+    sys.exit(main(args if has_only else ["--only", prefix, *args]))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -483,16 +483,7 @@ def run(
     return rows
 
 
-def main() -> None:
-    """`python -m bench.settlement [--quick ...]`: these scenarios only."""
-    import sys
-
-    from bench.__main__ import main as bench_main
-
-    args = sys.argv[1:]
-    has_only = any(arg == "--only" or arg.startswith("--only=") for arg in args)
-    sys.exit(bench_main(args if has_only else ["--only", "settlement.", *args]))
-
-
 if __name__ == "__main__":
-    main()
+    from bench.__main__ import main_for
+
+    main_for("settlement.")
